@@ -1,0 +1,71 @@
+"""Atomic checkpoints in the run folder, and finding the one to resume from.
+
+Each checkpoint is written to a temporary file in the same folder, flushed to disk, then renamed over its final
+name: a crash or a kill while saving never leaves a half-written checkpoint, and older ones are only pruned after
+the new one is in place. Files are named by optimizer step, so the newest is the one with the largest step.
+"""
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError
+from ..models.convert import read_checkpoint
+
+CHECKPOINT_RE = re.compile(r"^step_(\d{8})\.pt$")
+FORMAT_VERSION = 1
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    """torch.save to ``path`` via a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+class CheckpointManager:
+    """Saves ``step_XXXXXXXX.pt`` files in ``folder`` and keeps the newest ``keep_last``."""
+
+    def __init__(self, folder: str | Path, keep_last: int = 2):
+        self.folder = Path(folder)
+        self.keep_last = keep_last
+
+    def checkpoints(self) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        found = [p for p in self.folder.iterdir() if CHECKPOINT_RE.match(p.name)]
+        return sorted(found, key=lambda p: int(CHECKPOINT_RE.match(p.name).group(1)))
+
+    def latest(self) -> Path | None:
+        found = self.checkpoints()
+        return found[-1] if found else None
+
+    def save(self, state: dict, step: int) -> Path:
+        path = self.folder / f"step_{step:08d}.pt"
+        atomic_torch_save({"format_version": FORMAT_VERSION, **state}, path)
+        for old in self.checkpoints()[: -self.keep_last]:
+            if old != path:
+                old.unlink(missing_ok=True)
+        return path
+
+    @staticmethod
+    def load(path: str | Path) -> dict:
+        state = read_checkpoint(path)
+        if "progress" not in state or "optimizer" not in state:
+            raise CheckpointError(
+                f"{path} holds model weights only (no training state), so a run cannot resume from it; use it as "
+                "model.init_from instead"
+            )
+        return state

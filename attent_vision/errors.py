@@ -1,0 +1,21 @@
+"""User-facing errors.
+
+Every error a user can fix by changing their input derives from :class:`UserError`. Entry points catch it and
+print its one-line message (what was wrong, where, what to do) instead of a traceback, then exit with status 2.
+"""
+
+
+class UserError(Exception):
+    """An error caused by the user's input (config, files, checkpoints), with an actionable message."""
+
+
+class ConfigError(UserError):
+    """A config value is unknown, out of range or inconsistent with another one."""
+
+
+class DataError(UserError):
+    """A dataset folder or file is missing, unreadable or inconsistent."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint file is missing, unreadable or does not fit the model."""

@@ -1,0 +1,129 @@
+"""The epoch plan: every epoch of the budget decided up front.
+
+An epoch budget E counts every epoch that runs, full or subset (shared/reference/attent.md, "Epoch accounting"):
+one initial full epoch, then C cycles of L = (E - 1) // C epochs, each starting with min(interval_c, L) subset
+epochs (a selection before the first; with ``reselect_every_subset_epoch`` before each) and filling the rest with
+full epochs, then the (E - 1) % C leftover epochs as full epochs. Because the plan is known before training,
+the learning-rate schedule spans exactly the optimizer steps that will run, and nothing of the budget is dropped.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+
+from .schedules import interval_schedule, ratio_schedule, subset_size
+
+FULL, SUBSET = "full", "subset"
+
+
+@dataclass(frozen=True)
+class EpochSpec:
+    """One planned epoch. ``cycle`` is -1 outside cycles; ``select`` means (re)score and (re)select before it."""
+
+    epoch: int
+    kind: str
+    cycle: int
+    ratio: float
+    size: int
+    select: bool
+    interval: int = 0
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    epochs: tuple[EpochSpec, ...]
+    num_samples: int
+
+    def steps_in_epoch(self, epoch: int, batch_size: int) -> int:
+        """Optimizer steps of ``epoch``: ceil(size / batch) (the last batch may be short; no sample is dropped)."""
+        return math.ceil(self.epochs[epoch].size / batch_size)
+
+    def total_steps(self, batch_size: int) -> int:
+        return sum(self.steps_in_epoch(e.epoch, batch_size) for e in self.epochs)
+
+    def steps_before(self, epoch: int, batch_size: int) -> int:
+        return sum(self.steps_in_epoch(e, batch_size) for e in range(epoch))
+
+    def warmup_steps(self, warmup_epochs: float, batch_size: int) -> int:
+        """Steps covered by the first ``warmup_epochs`` planned epochs (fractions count part of an epoch)."""
+        whole = min(int(warmup_epochs), len(self.epochs))
+        steps = self.steps_before(whole, batch_size)
+        if whole < len(self.epochs):
+            steps += round((warmup_epochs - whole) * self.steps_in_epoch(whole, batch_size))
+        return steps
+
+    @property
+    def samples_planned(self) -> int:
+        return sum(e.size for e in self.epochs)
+
+    @property
+    def work_fraction(self) -> float:
+        """Training samples relative to the full-data baseline with the same epoch budget."""
+        return self.samples_planned / (len(self.epochs) * self.num_samples)
+
+    @property
+    def selections(self) -> list[EpochSpec]:
+        return [e for e in self.epochs if e.select]
+
+    def to_dicts(self) -> list[dict]:
+        return [asdict(e) for e in self.epochs]
+
+    def table(self, batch_size: int, scoring: bool) -> str:
+        """A compact text table of the plan: one row per cycle (plus the full epochs around cycles)."""
+        rows = [f"{'cycle':>5} {'epochs':>9} {'ratio':>6} {'subset':>7} {'interval':>8} {'selections':>10} {'steps':>7}"]
+        groups: dict[int, list[EpochSpec]] = {}
+        for e in self.epochs:
+            groups.setdefault(e.cycle if e.cycle >= 0 else -1 - (e.epoch > 0), []).append(e)
+        for key in sorted(groups, key=lambda k: groups[k][0].epoch):
+            es = groups[key]
+            label = str(key) if key >= 0 else "full"
+            subset = [e for e in es if e.kind == SUBSET]
+            rows.append(
+                f"{label:>5} {es[0].epoch:>4}-{es[-1].epoch:<4} {(subset[0].ratio if subset else 1.0):>6.3f} "
+                f"{(subset[0].size if subset else self.num_samples):>7} {len(subset):>8} "
+                f"{sum(e.select for e in es):>10} {sum(self.steps_in_epoch(e.epoch, batch_size) for e in es):>7}"
+            )
+        passes = len(self.selections) if scoring else 0
+        rows.append(
+            f"{len(self.epochs)} epochs, {self.total_steps(batch_size)} optimizer steps, {passes} scoring passes; "
+            f"training work {self.work_fraction:.3f} of full data"
+            + (f" (+ {passes} x {self.num_samples} scored samples)" if passes else "")
+        )
+        return "\n".join(rows)
+
+
+def build_plan(
+    *,
+    num_samples: int,
+    epochs: int,
+    strategy: str,
+    total_cycles: int = 10,
+    ratio: str = "incremental",
+    initial_ratio: float = 0.2,
+    final_ratio: float = 0.8,
+    interval: str = "incremental",
+    initial_interval: int = 5,
+    max_interval: int = 10,
+    reselect_every_subset_epoch: bool = False,
+) -> EpochPlan:
+    """Plan ``epochs`` epochs over ``num_samples`` samples. ``strategy == 'none'`` plans full-data training."""
+    if num_samples < 1:
+        raise ValueError("the training set is empty")
+    if strategy == "none":
+        return EpochPlan(tuple(EpochSpec(e, FULL, -1, 1.0, num_samples, False) for e in range(epochs)), num_samples)
+    if epochs < total_cycles + 1:
+        raise ValueError(f"AtteNT needs epochs >= total_cycles + 1 = {total_cycles + 1}, got {epochs}")
+    cycle_len = (epochs - 1) // total_cycles
+    specs = [EpochSpec(0, FULL, -1, 1.0, num_samples, False)]
+    for c in range(total_cycles):
+        r = ratio_schedule(ratio, c, total_cycles, initial_ratio, final_ratio)
+        k = subset_size(num_samples, r)
+        n_subset = min(interval_schedule(interval, c, total_cycles, initial_interval, max_interval), cycle_len)
+        for j in range(cycle_len):
+            epoch = len(specs)
+            if j < n_subset:
+                specs.append(EpochSpec(epoch, SUBSET, c, r, k, j == 0 or reselect_every_subset_epoch, n_subset))
+            else:
+                specs.append(EpochSpec(epoch, FULL, c, 1.0, num_samples, False, n_subset))
+    while len(specs) < epochs:
+        specs.append(EpochSpec(len(specs), FULL, -1, 1.0, num_samples, False))
+    return EpochPlan(tuple(specs), num_samples)

@@ -1,0 +1,67 @@
+"""The score table: one score per training sample and how old it is.
+
+Scores are the sample's training objective (the weighted sum of its per-task losses), from a scoring pass or,
+with ``score_source=training``, from the training steps themselves. The table lives on the training device so
+that recording training-step losses never forces a host synchronisation.
+"""
+
+import torch
+
+
+class ScoreTable:
+    """values: N float (NaN = never scored); step: N long, the optimizer step at which each value was recorded
+    (-1 = never); per_task: {task: N float} for logging."""
+
+    def __init__(self, num_samples: int, device: torch.device | str = "cpu"):
+        self.values = torch.full((num_samples,), float("nan"), device=device)
+        self.step = torch.full((num_samples,), -1, dtype=torch.long, device=device)
+
+    def __len__(self) -> int:
+        return self.values.numel()
+
+    def record(self, indices: torch.Tensor, values: torch.Tensor, step: int) -> None:
+        """Write ``values`` (B) for samples ``indices`` (B), as seen at optimizer ``step``."""
+        indices = indices.to(self.values.device)
+        self.values[indices] = values.detach().to(self.values)
+        self.step[indices] = step
+
+    def for_selection(self) -> torch.Tensor:
+        """CPU copy of the scores with never-scored samples ranked first (+inf would break softmax, so they get
+        the largest finite score plus one): a sample the learner has not been judged on is presumed hard."""
+        values = self.values.detach().float().cpu()
+        seen = torch.isfinite(values)
+        if not bool(seen.any()):
+            return torch.zeros_like(values)
+        return torch.where(seen, values, values[seen].max() + 1.0)
+
+    def age(self, current_step: int) -> torch.Tensor:
+        """Steps since each sample was scored (-1 for never)."""
+        return torch.where(self.step >= 0, current_step - self.step, torch.full_like(self.step, -1)).cpu()
+
+    def stats(self) -> dict[str, float]:
+        v = self.values.detach().float().cpu()
+        v = v[torch.isfinite(v)]
+        if v.numel() == 0:
+            return {"scored": 0}
+        q = torch.quantile(v, torch.tensor([0.1, 0.5, 0.9]))
+        return {
+            "scored": int(v.numel()),
+            "mean": float(v.mean()),
+            "std": float(v.std()) if v.numel() > 1 else 0.0,
+            "min": float(v.min()),
+            "p10": float(q[0]),
+            "median": float(q[1]),
+            "p90": float(q[2]),
+            "max": float(v.max()),
+        }
+
+    def state_dict(self) -> dict:
+        return {"values": self.values.cpu().clone(), "step": self.step.cpu().clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["values"].numel() != self.values.numel():
+            raise ValueError(
+                f"score table has {state['values'].numel()} samples but the dataset has {self.values.numel()}"
+            )
+        self.values.copy_(state["values"])
+        self.step.copy_(state["step"])

@@ -1,0 +1,14 @@
+"""Selection strategies, one file each, behind one interface (see base.py). Add one by registering it here."""
+
+from .base import SelectionStrategy
+from .hard import HardSelection
+from .random import RandomSelection
+from .soft import SoftSelection
+
+STRATEGIES: dict[str, type[SelectionStrategy]] = {
+    "random": RandomSelection,
+    "hard": HardSelection,
+    "soft": SoftSelection,
+}
+
+__all__ = ["STRATEGIES", "SelectionStrategy", "HardSelection", "RandomSelection", "SoftSelection"]

@@ -1,0 +1,13 @@
+"""Top-k by score: the k samples the learner is most wrong on."""
+
+import torch
+
+from .base import SelectionStrategy
+
+
+class HardSelection(SelectionStrategy):
+    name = "hard"
+
+    def select(self, scores: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+        # A stable sort makes ties resolve by index, so equal scores give the same subset on every rank and run.
+        return torch.argsort(scores, descending=True, stable=True)[:k]

@@ -1,0 +1,53 @@
+"""Shared fixtures. Tests never touch ~/.cache: the synthetic-data cache lives in a per-session temp folder."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Point $ATTENT_VISION_CACHE at a session temp folder (also inherited by subprocesses)."""
+    cache = tmp_path_factory.mktemp("attent_cache")
+    old = os.environ.get("ATTENT_VISION_CACHE")
+    os.environ["ATTENT_VISION_CACHE"] = str(cache)
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    yield cache
+    if old is None:
+        os.environ.pop("ATTENT_VISION_CACHE", None)
+    else:
+        os.environ["ATTENT_VISION_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def smoke_data_root(isolated_cache):
+    """The smoke-sized synthetic pretraining dataset (generated once per session)."""
+    from attent_vision.data.embedded import SyntheticSettings, ensure_synthetic_dataset
+
+    return ensure_synthetic_dataset(SyntheticSettings(num_train=96, num_val=32, image_size=40))
+
+
+def compose_train(overrides: list[str]):
+    """Compose conf/train.yaml with overrides through Hydra's compose API (no run folder, no logging set-up)."""
+    from hydra import compose, initialize_config_dir
+
+    from attent_vision.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides, return_hydra_config=False)
+
+
+def run_cli(args: list[str], cwd=REPO, timeout=600, env=None):
+    """Run an entry point (e.g. ['train.py', 'debug=smoke']) in a subprocess; returns CompletedProcess."""
+    import subprocess
+
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=full_env)

@@ -1,0 +1,28 @@
+"""Pretrain a MultiMAE with AtteNT scored-subset selection.
+
+    python train.py                                   # embedded synthetic data, CPU-sized defaults
+    python train.py debug=smoke                       # well under a minute
+    python train.py selection=hard ratio=cosine       # any Table-3 row; experiment=table3/<row> names them
+    python train.py -m +sweep=table3                  # the whole Table 3 as one multirun
+    python train.py data=imagenet_s50 data.root=/data/pretrain-50 experiment=paper_imagenet_s50
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from attent_vision.config import register_configs
+from attent_vision.entry import run_entry
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from attent_vision.engine.pretrain import pretrain
+
+    results = run_entry(cfg, "pretrain", pretrain)
+    return results.get("final", {}).get("val_loss") if results else None
+
+
+if __name__ == "__main__":
+    main()
