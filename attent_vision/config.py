@@ -42,7 +42,7 @@ class ModelConfig:
 class SyntheticConfig:
     num_train: int = 1024
     num_val: int = 128
-    image_size: int = 80
+    image_size: Optional[int] = None
     num_classes: int = 10
     max_objects: int = 5
     max_noise: float = 0.25
@@ -264,8 +264,8 @@ def validate_train_config(cfg: DictConfig) -> None:
     _require(0 <= d.hflip_prob <= 1, "data.hflip_prob", d.hflip_prob, "must be in [0, 1]")
     s = d.synthetic
     _require(s.num_train >= 1 and s.num_val >= 1, "data.synthetic.num_train", s.num_train, "both splits need >= 1 sample")
-    _require(s.image_size >= m.image_size, "data.synthetic.image_size", s.image_size,
-             f"must be >= model.image_size={m.image_size} (crops are taken from the stored images)")
+    _require(s.image_size is None or s.image_size >= 8, "data.synthetic.image_size", s.image_size,
+             "must be >= 8 or null (null = 5/4 of model.image_size)")
     _require(1 <= s.num_classes <= 10, "data.synthetic.num_classes", s.num_classes, "must be in [1, 10]")
 
     validate_teaching_config(cfg)

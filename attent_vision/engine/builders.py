@@ -49,7 +49,10 @@ def dataset_root(cfg) -> Path:
     (generated on first use; ``data.root`` then overrides the cache location)."""
     d = cfg.data
     if d.name == "synthetic":
-        settings = SyntheticSettings(**{k: d.synthetic[k] for k in d.synthetic})
+        fields = {k: d.synthetic[k] for k in d.synthetic}
+        # Stored a little larger than the model's input, so random-resized crops have pixels to choose from.
+        fields["image_size"] = fields["image_size"] or round(cfg.model.image_size * 5 / 4)
+        settings = SyntheticSettings(**fields)
         return ensure_synthetic_dataset(settings, d.root)
     return Path(d.root).expanduser()
 

@@ -93,6 +93,7 @@ class Pretrainer:
     def __init__(self, cfg, run_dir: str | Path, dist: DistEnv | None = None):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.dist = dist or init_distributed(cfg.trainer.device)
         self.device = self.dist.device
         configure_backends(self.device)
@@ -129,7 +130,7 @@ class Pretrainer:
         self.sampler = EpochBatchSampler(num_samples=self.num_samples, global_batch=self.global_batch,
                                          micro_batch=self.micro_batch, seed=t.seed, rank=self.dist.rank, world_size=ws)
         self.train_loader = self._loader(self.views["train"], self.sampler)
-        self.score_loader = self._pass_loader(self.views["score"], self.num_samples) if self.teacher.needs_scoring_pass else None
+        self.score_loader = None  # built on the first scoring pass (strategies without scores never need it)
         val = self.views["val"]
         max_val = cfg.data.max_val_samples
         self.val_loader = self._pass_loader(val, len(val) if max_val is None else min(len(val), max_val)) if val else None
@@ -250,6 +251,8 @@ class Pretrainer:
     def _score_all(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The scoring pass over every training sample (sharded across ranks)."""
         self.model.eval()
+        if self.score_loader is None:
+            self.score_loader = self._pass_loader(self.views["score"], self.num_samples)
         with self.timer.phase("scoring", sync=True):
             self.score_loader.batch_sampler.set_epoch(epoch)  # selects the noisy view's stream (scoring_view=paper)
             out = run_scoring_pass(self.score_loader, self._per_sample_scores, self.num_samples, self.dist)
@@ -567,5 +570,4 @@ def _format_seconds(seconds: float) -> str:
 
 def pretrain(cfg, run_dir: str | Path, dist: DistEnv | None = None) -> dict:
     """Run (or resume) pretraining into ``run_dir``; returns the results dict also written to results.json."""
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
     return Pretrainer(cfg, run_dir, dist).run()
