@@ -44,6 +44,9 @@ def identity(sample: dict) -> set[int]:
 
 
 def test_pairs_modalities_by_stem_with_case_insensitive_extensions(folder_root):
+    # Files that are not images, and macOS '._' metadata files, are not samples.
+    (folder_root / "train" / "rgb" / "n01" / "._a1.JPEG").write_bytes(b"\x00\x05\x16\x07")
+    (folder_root / "train" / "depth" / "n01" / "notes.txt").write_text("x")
     ds = MultiModalFolder(folder_root, "train", MODALITIES)
     assert len(ds) == 4 and ds.classes == ["n01", "n02"]
     assert [s.class_index for s in ds.samples] == [0, 0, 1, 1]
@@ -72,11 +75,14 @@ def test_rgb_only_folders_need_no_other_modality(folder_root):
     assert len(ds) == 4 and set(ds[0]) == {"rgb"}
 
 
-def test_semseg_ids_beyond_the_classes_become_ignore_never_a_real_class(tmp_path):
-    ids = np.array([[0, 5, 132, 133], [134, 200, 254, 255]], np.uint8)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_semseg_ids_beyond_the_classes_become_ignore_never_a_real_class(tmp_path, dtype):
+    ids = np.array([[0, 5, 132, 133], [134, 200, 254, 255]], dtype)
+    if dtype == np.uint16:
+        ids[1, 1] = 1000
     Image.fromarray(ids).save(tmp_path / "s.png")
     labels = read_modality(tmp_path / "s.png", "semseg", semseg_num_classes=133)
-    assert labels.tolist() == [[0, 5, 132, 255], [255, 255, 255, 255]]
+    assert labels.dtype == torch.int64 and labels.tolist() == [[0, 5, 132, 255], [255, 255, 255, 255]]
 
 
 def test_depth_keeps_all_16_bits(tmp_path):

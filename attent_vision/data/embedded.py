@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -67,27 +68,40 @@ def _write_split(root: Path, split: str, count: int, settings: SyntheticSettings
     return rows
 
 
+def write_once(root: Path, write: Callable[[Path], None], marker: str) -> Path:
+    """Make ``root`` exist with complete contents: if ``root/marker`` is missing, call ``write(tmp)`` on a temporary
+    sibling folder (which must create ``marker`` last) and rename it into place. Concurrent writers (ranks, parallel
+    test sessions) each write their own copy; the first rename wins and the others are discarded."""
+    if (root / marker).is_file():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=root.name + ".tmp-", dir=root.parent))
+    try:
+        write(tmp)
+        try:
+            os.rename(tmp, root)
+        except OSError:  # another process finished first: theirs is identical, keep it
+            if not (root / marker).is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
 def ensure_synthetic_dataset(settings: SyntheticSettings, cache_dir: str | Path | None = None) -> Path:
     """Return the root of the synthetic dataset for ``settings``, generating it first if it is not cached."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     root = cache / f"synthetic-{fingerprint(settings)}"
     if (root / "samples.csv").is_file():
         return root
-    cache.mkdir(parents=True, exist_ok=True)
-    log.info("writing the synthetic dataset (%d train, %d val) to %s", settings.num_train, settings.num_val, root)
-    tmp = Path(tempfile.mkdtemp(prefix=root.name + ".tmp-", dir=cache))
-    try:
+
+    def write(tmp: Path) -> None:
+        log.info("writing the synthetic dataset (%d train, %d val) to %s", settings.num_train, settings.num_val, root)
         rng = np.random.default_rng(settings.seed)
         rows = _write_split(tmp, "train", settings.num_train, settings, rng)
         rows += _write_split(tmp, "val", settings.num_val, settings, rng)
-        write_manifest(tmp / "samples.csv", rows)
         (tmp / "settings.json").write_text(json.dumps(asdict(settings), indent=2))
-        try:
-            os.rename(tmp, root)
-        except OSError:  # another process finished first: theirs is identical, keep it
-            if not (root / "samples.csv").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return root
+        write_manifest(tmp / "samples.csv", rows)  # the completion marker: written last
+
+    return write_once(root, write, "samples.csv")

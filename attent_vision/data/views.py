@@ -7,11 +7,12 @@ so a run is reproducible regardless of worker processes, ranks or interruptions.
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 
 from ..errors import DataError
 from ..models.masking import MaskSpec
 from .folder import MultiModalFolder
+from .skipping import collate_skipping_bad  # noqa: F401  (re-exported: the loops import it from here)
 from .transforms import center_box, crop_resize, sample_crop, to_model_inputs
 
 # Independent random streams per purpose, so that e.g. validation masks never depend on the training epoch.
@@ -88,13 +89,3 @@ class PretrainView(Dataset):
             generator = torch.Generator().manual_seed(derive_seed(sample_seed, 1))
             item["masks"] = self.mask_spec.sample_one(generator)
         return item
-
-
-def collate_skipping_bad(items: list[dict]) -> dict:
-    """default_collate, minus samples that failed to load: their messages travel in batch['bad'] and their
-    indices in batch['bad_index'], so that callers can count and report them."""
-    good = [it for it in items if "bad" not in it]
-    batch = default_collate(good) if good else {}
-    batch["bad"] = [it["bad"] for it in items if "bad" in it]
-    batch["bad_index"] = [it["index"] for it in items if "bad" in it]
-    return batch

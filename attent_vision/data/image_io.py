@@ -1,0 +1,54 @@
+"""Reading image files with torchvision.io, turning every decoder failure into a DataError that names the file.
+
+torchvision's decoders (libjpeg-turbo, libpng) are the fast path for data loading; their error messages start with
+a C++ source location, which we strip so that the user sees only what went wrong with their file.
+"""
+
+import re
+from pathlib import Path
+
+import torch
+import torchvision.io as tio
+import torchvision.transforms.v2.functional as TF
+
+from ..errors import DataError
+
+# Appended to messages about one bad file: the two ways forward.
+SKIP_HINT = "fix or remove the file, or set data.skip_bad_samples=true to leave such samples out (they are counted)"
+
+# "decode_png, /path/to/decode_png.cpp:79, Out of bound read ..." -> "Out of bound read ..."
+_SOURCE_LOCATION = re.compile(r"^[^,]*, [^,]*:\d+, ")
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg"})
+
+
+def is_image_file(path: Path) -> bool:
+    """Image files by extension, matched case-insensitively (real folders mix .JPEG, .jpg and .PNG)."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def decode_image_file(path: Path | str, *, rgb: bool = False) -> torch.Tensor:
+    """Decode ``path`` into a C x H x W tensor: uint8 3 x H x W when ``rgb`` (grey, palette and alpha images are
+    converted, 16-bit colour is scaled to 8 bits), else the stored channels and bit depth unchanged (uint8 or
+    uint16; palette PNGs keep their indices). Raises DataError naming the file when it cannot be read or decoded
+    (missing, empty, truncated, not an image)."""
+    mode = tio.ImageReadMode.RGB if rgb else tio.ImageReadMode.UNCHANGED
+    try:
+        image = tio.decode_image(tio.read_file(str(path)), mode=mode)
+    except Exception as e:  # torchvision raises RuntimeError for every kind of decoder failure
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"cannot decode {path} ({_SOURCE_LOCATION.sub('', message)[:160]}); {SKIP_HINT}") from None
+    if rgb and image.dtype != torch.uint8:
+        image = TF.to_dtype(image, torch.uint8, scale=True)
+    return image
+
+
+def decode_single_channel(path: Path | str, what: str) -> torch.Tensor:
+    """Decode a label or depth map that must have one channel; returns 1 x H x W (uint8 or uint16)."""
+    image = decode_image_file(path)
+    if image.shape[0] != 1:
+        raise DataError(
+            f"{path} has {image.shape[0]} channels; {what} must be a single-channel (greyscale or palette) PNG. "
+            f"Re-export it with one channel; {SKIP_HINT}"
+        )
+    return image

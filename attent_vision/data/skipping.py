@@ -1,0 +1,80 @@
+"""The opt-in ``skip_bad_samples`` mode: samples that fail to load are left out of the batch, counted and reported
+instead of stopping the run.
+
+A dataset in this mode returns ``{'index': i, 'bad': message}`` for a sample whose files raise a DataError;
+:func:`collate_skipping_bad` removes such items from the batch and passes their messages on, and
+:class:`BadSampleLog` counts them over an epoch and reports the count and the first few messages (each names its
+file). Problems found while scanning the folders (a missing partner file, an empty class folder) are collected in
+the dataset's ``skipped`` list and logged once when the dataset is built.
+"""
+
+import logging
+
+from torch.utils.data import Dataset, default_collate
+
+from ..errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def collate_skipping_bad(items: list[dict]) -> dict:
+    """default_collate, minus samples that failed to load: their messages travel in batch['bad'] and their
+    indices in batch['bad_index'], so that callers can count and report them. A batch whose samples all failed
+    holds only those two keys."""
+    good = [it for it in items if "bad" not in it]
+    batch = default_collate(good) if good else {}
+    batch["bad"] = [it["bad"] for it in items if "bad" in it]
+    batch["bad_index"] = [it["index"] for it in items if "bad" in it]
+    return batch
+
+
+class SkippingDataset(Dataset):
+    """Base class of the downstream datasets: ``__getitem__`` calls :meth:`load` and, when ``skip_bad_samples``
+    is set, turns a DataError into a ``{'index', 'bad'}`` item (see the module docstring)."""
+
+    skip_bad_samples: bool = False
+
+    def load(self, index: int) -> dict:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict:
+        try:
+            return self.load(index)
+        except DataError as e:
+            if not self.skip_bad_samples:
+                raise
+            return {"index": index, "bad": str(e)}
+
+    def scan_problem(self, message: str) -> None:
+        """A problem found while scanning: an error, or in skip mode an entry of ``skipped``."""
+        if not self.skip_bad_samples:
+            raise DataError(message)
+        self.skipped.append(message)
+
+    def log_skipped(self, where) -> None:
+        if self.skipped:
+            log.warning("%s: left out %d samples or folders while scanning (first: %s)", where, len(self.skipped),
+                        " | ".join(self.skipped[:3]))
+
+
+class BadSampleLog:
+    """Counts skipped samples over an epoch; ``report()`` logs the count and the first few messages.
+
+    Usage: ``bad = BadSampleLog()``; per batch ``bad.update(batch)``; at the end of the epoch ``bad.report(epoch)``.
+    ``count`` and ``examples`` (the first ``keep`` messages) are what results files record.
+    """
+
+    def __init__(self, keep: int = 5):
+        self.keep = keep
+        self.count = 0
+        self.examples: list[str] = []
+
+    def update(self, batch: dict) -> None:
+        messages = batch.get("bad", [])
+        self.count += len(messages)
+        self.examples += messages[: max(self.keep - len(self.examples), 0)]
+
+    def report(self, what: str = "epoch") -> None:
+        if self.count:
+            log.warning("%s: skipped %d samples that failed to load (first: %s)", what, self.count,
+                        " | ".join(self.examples[:3]))
