@@ -5,12 +5,16 @@
     python train.py selection=hard ratio=cosine       # any Table-3 row; experiment=table3/<row> names them
     python train.py -m +sweep=table3                  # the whole Table 3 as one multirun
     python train.py data=imagenet_s50 data.root=/data/pretrain-50 experiment=paper_imagenet_s50
+    torchrun --nproc_per_node 2 train.py ...           # DDP; same global batch, same results as one process
 """
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
 from attent_vision.config import register_configs
+from attent_vision.engine.distributed import rank_hydra_overrides
 from attent_vision.entry import run_entry
 
 register_configs()
@@ -25,4 +29,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    sys.argv += rank_hydra_overrides(sys.argv[1:])  # torchrun: one run folder (rank 0's) for all ranks
     main()

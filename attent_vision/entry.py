@@ -23,10 +23,14 @@ def run_entry(cfg: DictConfig, kind: str, job: Callable[[DictConfig, str], dict]
 
     try:
         validate_config(cfg, kind)
-        return job(cfg, hydra_run_dir())
+        results = job(cfg, hydra_run_dir())
     except UserError as e:
         log.error("error: %s", e)
         # A multirun keeps going with its other jobs; a single run stops here with a non-zero status.
         if HydraConfig.get().mode.name == "MULTIRUN":
             return {"status": "failed", "error": str(e)}
         sys.exit(2)
+    # A run stopped by a signal exits with 128 + signal number, so schedulers see that it did not finish.
+    if results and results.get("exit_code") and HydraConfig.get().mode.name != "MULTIRUN":
+        sys.exit(results["exit_code"])
+    return results

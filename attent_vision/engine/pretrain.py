@@ -5,7 +5,6 @@ teacher for each epoch's samples, ``train_epoch`` runs the optimizer steps, ``fi
 """
 
 import logging
-import signal
 import sys
 import time
 from contextlib import nullcontext
@@ -26,7 +25,8 @@ from ..teaching.selection import build_strategy
 from ..teaching.teacher import Teacher
 from .builders import build_loss, build_pretrain_model, build_pretrain_views, dataset_root
 from .checkpoint import CheckpointManager
-from .distributed import DistEnv, all_reduce_sum, barrier, broadcast_object, init_distributed
+from .distributed import DistEnv, all_gather_cat, all_reduce_sum, barrier, broadcast_object, init_distributed
+from .preemption import StopRequested
 from .optim import absolute_lr, build_optimizer, build_scheduler
 from .results import write_json_atomic
 from .runtime import autocast, configure_backends, grad_scaler, resolve_precision
@@ -64,37 +64,13 @@ def config_differences(saved: dict, current: dict) -> list[str]:
     return diffs
 
 
-class StopRequested:
-    """Set by SIGTERM/SIGINT (cluster preemption, Ctrl-C): the loop checkpoints after the current step and exits."""
-
-    def __init__(self):
-        self.flag = False
-        self._previous = {}
-
-    def install(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. some launchers): leave the default handling
-                pass
-
-    def _handle(self, signum, frame):
-        if self.flag:  # second signal: stop now
-            raise KeyboardInterrupt
-        log.warning("received signal %d: saving a checkpoint after the current step, then exiting", signum)
-        self.flag = True
-
-    def restore(self):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 class Pretrainer:
     def __init__(self, cfg, run_dir: str | Path, dist: DistEnv | None = None):
         self.cfg = cfg
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.dist = dist or init_distributed(cfg.trainer.device)
+        # All ranks work in rank 0's run folder (torchrun starts one Hydra app per rank, each with its own folder).
+        self.run_dir = Path(broadcast_object(str(run_dir), self.dist))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.device = self.dist.device
         configure_backends(self.device)
         t = cfg.trainer
@@ -118,8 +94,9 @@ class Pretrainer:
             max_interval=cfg.interval.max_interval, reselect_every_subset_epoch=s.reselect_every_subset_epoch,
         )
         strategy = None if s.strategy == "none" else build_strategy(s.strategy, s.temperature, s.normalization)
+        gather = (lambda x: all_gather_cat(x, self.dist)) if self.dist.distributed else None
         self.teacher = Teacher(self.plan, strategy, seed=t.seed, score_source=cfg.teaching.score_source,
-                               device=self.device)
+                               device=self.device, gather=gather)
 
         self.global_batch = t.batch_size
         ws = self.dist.world_size
@@ -148,6 +125,8 @@ class Pretrainer:
         self.timer = PhaseTimer(self.device)
         self._resume()
         self.steps_at_start = self.progress["global_step"]
+        self._saved_at = self.steps_at_start if self.steps_at_start else None  # resumed from a checkpoint of this step
+        self._epoch_sums: torch.Tensor | None = None
         if self.dist.is_main:
             OmegaConf.save(self.cfg, self.run_dir / "config.yaml", resolve=True)
         self.tracker = Tracker(cfg.logger, self.run_dir, OmegaConf.to_container(cfg, resolve=True), self.dist.is_main)
@@ -204,10 +183,17 @@ class Pretrainer:
                  self.progress["step_in_epoch"], self.progress["global_step"])
 
     def _save(self):
-        """Checkpoint the complete training state (rank 0 writes; all ranks wait)."""
+        """Checkpoint the complete training state (rank 0 writes; all ranks wait). Saving twice at one step is a
+        no-op, so callers need not coordinate."""
+        if self._saved_at == self.progress["global_step"]:
+            return
+        self._saved_at = self.progress["global_step"]
         with self.timer.phase("checkpoint"):
+            epoch_sums = None
+            if self.progress["step_in_epoch"] and self._epoch_sums is not None:  # mid-epoch: keep the loss so far
+                epoch_sums = all_reduce_sum(self._epoch_sums.clone(), self.dist).tolist()
             if self.dist.is_main:
-                progress = dict(self.progress, timers=self.timer.snapshot(), wall_s=self._wall())
+                progress = dict(self.progress, timers=self.timer.snapshot(), wall_s=self._wall(), epoch_sums=epoch_sums)
                 state = {
                     "model": self.model.state_dict(),
                     "optimizer": self.optimizer.state_dict(),
@@ -311,6 +297,10 @@ class Pretrainer:
         tasks = list(self.loss_fn.tasks)
         # Loss sums stay on the device; they are read only at log steps, so steps never wait for the host.
         sums = torch.zeros(2 + len(tasks), device=self.device, dtype=torch.float64)
+        if start_step and self.progress.get("epoch_sums") and self.dist.is_main:
+            # Resuming mid-epoch: the checkpoint holds the (all-ranks) sums of the steps already done.
+            sums += torch.tensor(self.progress["epoch_sums"], dtype=torch.float64, device=self.device)
+        self._epoch_sums = sums
         epoch_bad = []
         self.model.train()
         it = iter(self.train_loader)
@@ -359,9 +349,10 @@ class Pretrainer:
             every = cfg.checkpoint.every_steps
             if every and self.progress["global_step"] % every == 0 and step < len(shapes) - 1:
                 self._save()
-            if self._stop_requested():
+            # At an epoch's last step the epoch-end check takes over (after validation and bookkeeping).
+            if step < len(shapes) - 1 and self._stop_requested(agree=self.progress["global_step"] % t.log_every_steps == 0):
                 bar.close()
-                return {"interrupted": True}
+                return {"interrupted": True}  # checkpoint already saved
         bar.close()
         all_reduce_sum(sums, self.dist)
         if epoch_bad:
@@ -375,14 +366,26 @@ class Pretrainer:
             out[f"train_{task}"] = float(sums[2 + i] / sums[1].clamp_min(1))
         return out
 
-    def _stop_requested(self) -> bool:
+    def _stop_requested(self, agree: bool = True) -> bool:
+        """Whether a signal or ``trainer.stop_after_steps`` asks to stop. Ranks may receive a signal at different
+        moments, so under DDP they act on it together, at steps where ``agree`` is set (log steps and epoch ends):
+        agreeing every step would cost a cross-rank synchronisation per step."""
         limit = self.cfg.trainer.stop_after_steps
         if limit and self.progress["global_step"] - self.steps_at_start >= limit:
-            self.stop.flag = True
-        flag = torch.tensor([1.0 if self.stop.flag else 0.0], device=self.device)
+            self._save()  # the same step on every rank: no agreement needed
+            return True
+        pending = self.stop.pending
         if self.dist.distributed:
-            all_reduce_sum(flag, self.dist)
-        return bool(flag.item() > 0)
+            if not agree:
+                return False
+            flag = torch.tensor([float(pending or 0)], device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            pending = int(flag.item()) or None
+            self.stop.pending = pending
+        if pending is None:
+            return False
+        self._save()
+        return self.stop.act()
 
     def _log_step(self, spec, step, steps, sums, tasks, epoch_start, steps_run, bar):
         local = sums.detach().cpu()
@@ -447,8 +450,7 @@ class Pretrainer:
             # Data waiting happened inside the training phase: charge it to data only.
             self.timer.totals["train"] -= self.timer.totals["data_wait"] - wait_before
             if stats.get("interrupted"):
-                self._save()
-                return True
+                return True  # the checkpoint is saved
             self.progress["epoch"] = spec.epoch + 1
             self.progress["step_in_epoch"] = 0
             last = spec.epoch == len(self.plan.epochs) - 1
@@ -525,6 +527,7 @@ class Pretrainer:
             "scoring_passes": p["scoring_passes"],
             "num_train_samples": self.num_samples,
             "work_fraction_planned": round(self.plan.work_fraction, 6),
+            "exit_code": p.get("exit_code", 0) if status == "interrupted" else 0,
             "bad_samples": p["bad_samples"],
             "bad_examples": p["bad_examples"],
             "time_s": times,
@@ -535,6 +538,7 @@ class Pretrainer:
     def finish(self, interrupted: bool) -> dict:
         if interrupted:
             status = "interrupted"
+            self.progress["exit_code"] = self.stop.exit_code
             log.warning("stopped at epoch %d step %d; rerun the same command in this run folder to resume",
                         self.progress["epoch"], self.progress["step_in_epoch"])
         else:

@@ -181,23 +181,24 @@ class MultiMAE(MultiViTEncoder):
         device = next(iter(tokens.values())).device
         if task_masks is None:
             task_masks = self.mask_spec.sample(B, generator)
-        masks = {}
         for d, t in tokens.items():
             if d not in task_masks:
                 raise ValueError(f"task_masks has no entry for input modality '{d}' (got {list(task_masks)})")
-            m = task_masks[d].to(device=device, dtype=torch.bool)
-            if m.shape != t.shape[:2]:
-                raise ValueError(f"mask for '{d}' has shape {tuple(m.shape)}; expected {tuple(t.shape[:2])}")
-            masks[d] = m
-
-        mask_all = torch.cat([masks[d] for d in tokens], dim=1)
+            if task_masks[d].shape != t.shape[:2]:
+                raise ValueError(f"mask for '{d}' has shape {tuple(task_masks[d].shape)}; expected {tuple(t.shape[:2])}")
+        # Count visible tokens where the masks live (the CPU, for masks drawn by datasets) before moving them:
+        # slicing needs the count on the host, and reading it from GPU memory would stall every step.
+        mask_all = torch.cat([task_masks[d].bool() for d in tokens], dim=1)
         visible = (~mask_all).sum(1)
         if not bool((visible == visible[0]).all()):
             raise ValueError("every sample in a batch must keep the same number of visible tokens")
+        num_visible = int(visible[0])
+        mask_all = mask_all.to(device, non_blocking=True)
+        masks = dict(zip(tokens, mask_all.split([t.shape[1] for t in tokens.values()], dim=1)))
         # Visible tokens first, in sequence order (a stable sort keeps runs deterministic).
         ids_shuffle = torch.argsort(mask_all.to(torch.int8), dim=1, stable=True)
         ids_restore = torch.argsort(ids_shuffle, dim=1)
-        ids_keep = ids_shuffle[:, : int(visible[0])]
+        ids_keep = ids_shuffle[:, :num_visible]
 
         all_tokens = torch.cat(list(tokens.values()), dim=1)
         kept = torch.gather(all_tokens, 1, ids_keep.unsqueeze(-1).expand(-1, -1, all_tokens.shape[-1]))

@@ -19,11 +19,29 @@ class ScoreTable:
     def __len__(self) -> int:
         return self.values.numel()
 
-    def record(self, indices: torch.Tensor, values: torch.Tensor, step: int) -> None:
-        """Write ``values`` (B) for samples ``indices`` (B), as seen at optimizer ``step``."""
-        indices = indices.to(self.values.device)
-        self.values[indices] = values.detach().to(self.values)
-        self.step[indices] = step
+    def record(self, indices: torch.Tensor, values: torch.Tensor, step: int, keep: torch.Tensor | None = None) -> None:
+        """Write ``values`` (B) for samples ``indices`` (B), as seen at optimizer ``step``; entries where ``keep``
+        (B bool) is False leave the table unchanged. No boolean indexing, so no host synchronisation on CUDA."""
+        device = self.values.device
+        indices = indices.to(device)
+        values = values.detach().to(self.values)
+        steps = torch.full_like(indices, step)
+        if keep is not None:
+            keep = keep.to(device)
+            values = torch.where(keep, values, self.values[indices])
+            steps = torch.where(keep, steps, self.step[indices])
+        self.values[indices] = values
+        self.step[indices] = steps
+
+    def merge(self, gather) -> None:
+        """Combine the tables of all ranks, keeping each sample's most recent value. Under DDP every rank records
+        only the training losses of its own shard; ``gather`` concatenates a tensor across ranks (rank order)."""
+        n = self.values.numel()
+        values = gather(self.values).view(-1, n)
+        steps = gather(self.step).view(-1, n)
+        newest = steps.argmax(dim=0, keepdim=True)
+        self.values = values.gather(0, newest)[0].contiguous()
+        self.step = steps.gather(0, newest)[0].contiguous()
 
     def for_selection(self) -> torch.Tensor:
         """CPU copy of the scores with never-scored samples ranked first (+inf would break softmax, so they get

@@ -29,10 +29,12 @@ class Teacher:
         seed: run seed; selections use generators derived from (seed, epoch).
         score_source: ``pass`` (score every sample with a no-grad pass before selecting) or ``training``
             (select on the losses recorded during training steps: no extra pass, but older and noisier scores).
+        gather: under DDP, a function concatenating a tensor across ranks; with ``score_source=training`` the ranks'
+            tables (each holding its own shard's losses) are merged through it before every selection.
     """
 
     def __init__(self, plan: EpochPlan, strategy: SelectionStrategy | None, *, seed: int, score_source: str = "pass",
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", gather: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.plan = plan
         self.strategy = strategy
         self.seed = seed
@@ -40,6 +42,7 @@ class Teacher:
         self.table = ScoreTable(plan.num_samples, device)
         self.subset: torch.Tensor | None = None
         self.history: list[dict] = []
+        self.gather = gather
 
     @property
     def needs_scoring_pass(self) -> bool:
@@ -54,6 +57,8 @@ class Teacher:
             if self.needs_scoring_pass:
                 indices, values = score_fn()
                 self.table.record(indices, values, step)
+            elif self.strategy.needs_scores and self.gather is not None:
+                self.table.merge(self.gather)
             scores = self.table.for_selection() if self.strategy.needs_scores else torch.zeros(self.plan.num_samples)
             generator = torch.Generator().manual_seed(derive_seed(self.seed, STREAM_SELECT, spec.epoch))
             self.subset = self.strategy.select(scores, spec.size, generator).sort().values
@@ -70,8 +75,7 @@ class Teacher:
     def observe(self, indices: torch.Tensor, per_sample: torch.Tensor, weights: torch.Tensor, step: int) -> None:
         """Record a training step's per-sample objective (B) for samples ``indices`` (B); weight-0 padding is
         ignored."""
-        keep = weights > 0
-        self.table.record(indices[keep], per_sample.detach()[keep], step)
+        self.table.record(indices, per_sample.detach(), step, keep=weights > 0)
 
     def state_dict(self) -> dict:
         return {
