@@ -231,3 +231,17 @@ def test_teacher_state_round_trips():
     other.load_state_dict(teacher.state_dict())
     assert torch.equal(other.subset, teacher.subset) and other.history == teacher.history
     assert other.table.values[1] == 9.0 and other.table.step[2] == 5  # weight-0 padding is not recorded
+
+
+def test_samples_that_failed_to_load_are_never_selected():
+    plan = build_plan(num_samples=10, epochs=3, strategy="hard", total_cycles=2, initial_interval=1, max_interval=1,
+                      initial_ratio=0.3, final_ratio=0.3)
+    scores = torch.arange(10.0)
+    scores[9] = float("-inf")  # the scoring pass could not load sample 9 (skip_bad_samples)
+    teacher = Teacher(plan, build_strategy("hard"), seed=0)
+    subset = teacher.indices_for_epoch(plan.epochs[1], lambda: (torch.arange(10), scores), 0)
+    assert subset.tolist() == [6, 7, 8]
+    soft = Teacher(plan, build_strategy("soft", temperature=100.0), seed=0)
+    for epoch in range(20):
+        spec = plan.epochs[1].__class__(**{**plan.epochs[1].__dict__, "epoch": epoch})
+        assert 9 not in soft.indices_for_epoch(spec, lambda: (torch.arange(10), scores), 0).tolist()

@@ -5,6 +5,7 @@ a C++ source location, which we strip so that the user sees only what went wrong
 """
 
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -20,6 +21,11 @@ SKIP_HINT = "fix or remove the file, or set data.skip_bad_samples=true to leave 
 _SOURCE_LOCATION = re.compile(r"^[^,]*, [^,]*:\d+, ")
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg"})
+
+# torchvision 0.29 deprecates its decoders in favour of TorchCodec, and warns on every call. They remain the fastest
+# image decoders we can depend on across the supported torchvision range, so we silence exactly that warning.
+warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
+                        category=DeprecationWarning)
 
 
 def is_image_file(path: Path) -> bool:

@@ -529,6 +529,7 @@ class Pretrainer:
             "work_fraction_planned": round(self.plan.work_fraction, 6),
             "exit_code": p.get("exit_code", 0) if status == "interrupted" else 0,
             "bad_samples": p["bad_samples"],
+            "skipped_at_scan": len(self.views["train"].folder.skipped),
             "bad_examples": p["bad_examples"],
             "time_s": times,
             "selections": self.teacher.history,

@@ -9,8 +9,8 @@ import torch
 
 
 class ScoreTable:
-    """values: N float (NaN = never scored); step: N long, the optimizer step at which each value was recorded
-    (-1 = never); per_task: {task: N float} for logging."""
+    """values: N float (NaN = never scored, -inf = failed to load in a scoring pass: never selected); step: N long,
+    the optimizer step at which each value was recorded (-1 = never)."""
 
     def __init__(self, num_samples: int, device: torch.device | str = "cpu"):
         self.values = torch.full((num_samples,), float("nan"), device=device)
@@ -43,14 +43,19 @@ class ScoreTable:
         self.values = values.gather(0, newest)[0].contiguous()
         self.step = steps.gather(0, newest)[0].contiguous()
 
+    def failed(self) -> torch.Tensor:
+        """N bool (CPU): samples that could not be loaded in the last scoring pass (skip_bad_samples)."""
+        return torch.isneginf(self.values.detach()).cpu()
+
     def for_selection(self) -> torch.Tensor:
         """CPU copy of the scores with never-scored samples ranked first (+inf would break softmax, so they get
-        the largest finite score plus one): a sample the learner has not been judged on is presumed hard."""
+        the largest finite score plus one): a sample the learner has not been judged on is presumed hard. Failed
+        samples (-inf) stay -inf; the teacher leaves them out before selecting."""
         values = self.values.detach().float().cpu()
         seen = torch.isfinite(values)
         if not bool(seen.any()):
-            return torch.zeros_like(values)
-        return torch.where(seen, values, values[seen].max() + 1.0)
+            return torch.where(torch.isneginf(values), values, torch.zeros_like(values))
+        return torch.where(torch.isnan(values), values[seen].max() + 1.0, values)
 
     def age(self, current_step: int) -> torch.Tensor:
         """Steps since each sample was scored (-1 for never)."""

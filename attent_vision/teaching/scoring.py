@@ -14,7 +14,7 @@ def run_scoring_pass(
     """Score this rank's share of the samples and gather every rank's scores.
 
     batches: dicts holding 'index' (B long) and optionally 'bad_index' (samples that failed to load and were
-    skipped; they score NaN, which the table treats as never scored); per_sample_fn(batch) -> B scores. Returns
+    skipped; they score -inf, which keeps them out of selections); per_sample_fn(batch) -> B scores. Returns
     (indices N, scores N) on every rank, after checking that each sample was scored exactly once.
     """
     device = dist.device
@@ -25,7 +25,7 @@ def run_scoring_pass(
             indices.append(batch["index"].to(device))
         if batch.get("bad_index"):
             indices.append(torch.tensor(batch["bad_index"], device=device))
-            values.append(torch.full((len(batch["bad_index"]),), float("nan"), device=device))
+            values.append(torch.full((len(batch["bad_index"]),), float("-inf"), device=device))
     local_idx = torch.cat(indices).to(device) if indices else torch.empty(0, dtype=torch.long, device=device)
     local_val = torch.cat(values).to(device) if values else torch.empty(0, device=device)
     all_idx, all_val = all_gather_cat(local_idx, dist), all_gather_cat(local_val, dist)

@@ -60,8 +60,13 @@ class Teacher:
             elif self.strategy.needs_scores and self.gather is not None:
                 self.table.merge(self.gather)
             scores = self.table.for_selection() if self.strategy.needs_scores else torch.zeros(self.plan.num_samples)
+            # Samples that failed to load (skip_bad_samples) are never selected: they would fail again.
+            eligible = (~self.table.failed()).nonzero().squeeze(1)
+            if eligible.numel() == 0:
+                raise RuntimeError("every training sample failed to load in the scoring pass")
             generator = torch.Generator().manual_seed(derive_seed(self.seed, STREAM_SELECT, spec.epoch))
-            self.subset = self.strategy.select(scores, spec.size, generator).sort().values
+            chosen = self.strategy.select(scores[eligible], min(spec.size, eligible.numel()), generator)
+            self.subset = eligible[chosen].sort().values
             record = {"epoch": spec.epoch, "cycle": spec.cycle, "ratio": spec.ratio, "size": spec.size,
                       "interval": spec.interval, "step": step}
             if self.strategy.needs_scores:
