@@ -1,0 +1,77 @@
+"""Preemption: SIGTERM leaves a resumable checkpoint; a launcher's requeue signal (SIGUSR2, submitit) runs only
+after our checkpoint is on disk; a submitit multirun executes its jobs end to end."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from attent_vision.engine.checkpoint import CheckpointManager
+from attent_vision.engine.pretrain import Pretrainer, pretrain
+from conftest import REPO, compose_train, run_cli
+
+
+def test_sigterm_during_training_leaves_a_resumable_checkpoint(tmp_path):
+    args = ["train.py", "debug=smoke", "trainer.epochs=25", "checkpoint.every_epochs=0", f"hydra.run.dir={tmp_path}"]
+    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path / "results.json").exists():  # written after the first epoch
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["status"] == "interrupted" and results["exit_code"] == 143
+    saved = CheckpointManager(tmp_path / "checkpoints").latest()
+    assert saved is not None and int(saved.stem.split("_")[1]) == results["optimizer_steps"] > 0
+    out = run_cli(args)
+    assert out.returncode == 0, out.stderr[-2000:]
+    final = json.loads((tmp_path / "results.json").read_text())
+    assert final["status"] == "completed" and final["optimizer_steps"] == final["planned_optimizer_steps"]
+
+
+def test_launcher_requeue_runs_after_our_checkpoint(tmp_path):
+    """Like submitit: a Python handler for SIGUSR2 that requeues and exits. Ours must save first, then call it."""
+    calls = []
+
+    def launcher_requeue(signum, frame):
+        latest = CheckpointManager(tmp_path / "run" / "checkpoints").latest()
+        calls.append(int(latest.stem.split("_")[1]))
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGUSR2, launcher_requeue)
+    try:
+        trainer = Pretrainer(compose_train(["debug=smoke", "checkpoint.every_epochs=0"]), tmp_path / "run")
+        observe = trainer.teacher.observe
+
+        def observe_and_signal(indices, per_sample, weights, step):
+            observe(indices, per_sample, weights, step)
+            if step == 8:  # during the 9th optimizer step
+                os.kill(os.getpid(), signal.SIGUSR2)
+
+        trainer.teacher.observe = observe_and_signal
+        with pytest.raises(SystemExit):
+            trainer.run()
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert calls == [9]  # the launcher saw a checkpoint of the step that was running when the signal came
+    resumed = pretrain(compose_train(["debug=smoke", "checkpoint.every_epochs=0"]), tmp_path / "run")
+    reference = pretrain(compose_train(["debug=smoke", "checkpoint.every_epochs=0"]), tmp_path / "reference")
+    assert resumed["status"] == "completed" and resumed["final"]["val_loss"] == reference["final"]["val_loss"]
+
+
+@pytest.mark.slow
+def test_submitit_local_multirun_runs_two_jobs(tmp_path):
+    out = run_cli(["train.py", "-m", "debug=smoke", "hydra/launcher=local_2cpu", "selection=none,random",
+                   f"hydra.sweep.dir={tmp_path}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/results.json"))]
+    assert [r["setting"]["selection"] for r in results] == ["none", "random"]
+    assert all(r["status"] == "completed" for r in results)
+    assert (tmp_path / ".submitit").is_dir()
