@@ -51,3 +51,12 @@ def run_cli(args: list[str], cwd=REPO, timeout=600, env=None):
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env=full_env)
+
+
+@pytest.fixture(scope="session")
+def table3_sweep(tmp_path_factory):
+    """The ten Table-3 rows with the smoke settings, run once per session as a real Hydra multirun."""
+    sweep_dir = tmp_path_factory.mktemp("table3") / "multirun"
+    out = run_cli(["train.py", "sweep=table3", "debug=smoke", f"hydra.sweep.dir={sweep_dir}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    return sweep_dir

@@ -126,10 +126,8 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))  # no half-written checkpoint left behind
 
 
-def test_table3_sweep_writes_ten_results(tmp_path):
-    out = run_cli(["train.py", "sweep=table3", "debug=smoke", f"hydra.sweep.dir={tmp_path}"])
-    assert out.returncode == 0, out.stderr[-3000:]
-    results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/results.json"))]
+def test_table3_sweep_writes_ten_results(table3_sweep):
+    results = [json.loads(p.read_text()) for p in sorted(table3_sweep.glob("*/results.json"))]
     assert len(results) == 10 and all(r["status"] == "completed" for r in results)
     rows = {(r["setting"]["ratio"], r["setting"]["interval"], r["setting"]["selection"]) for r in results}
     assert len(rows) == 10

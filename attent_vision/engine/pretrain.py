@@ -440,15 +440,26 @@ class Pretrainer:
                 subset = self.teacher.subset  # resuming mid-epoch: this epoch's selection was already made
             else:
                 passes_before = self.progress["scoring_passes"]
+                scoring_before = self.timer.totals["scoring"]
                 subset = self.teacher.indices_for_epoch(spec, lambda: self._score_all(spec.epoch),
                                                         self.progress["global_step"])
                 if spec.select:
+                    scoring_s = self.timer.totals["scoring"] - scoring_before
+                    self.teacher.history[-1]["scoring_s"] = round(scoring_s, 3)
+                    if scoring_s > 0:
+                        self.teacher.history[-1]["scoring_samples_per_s"] = round(self.num_samples / scoring_s, 1)
                     self._log_selection(spec, self.progress["scoring_passes"] > passes_before)
+            train_before, wait_before = self.timer.totals["train"], self.timer.totals["data_wait"]
             with self.timer.phase("train", sync=True):
-                wait_before = self.timer.totals["data_wait"]
                 stats = self.train_epoch(spec, subset, start_step)
             # Data waiting happened inside the training phase: charge it to data only.
-            self.timer.totals["train"] -= self.timer.totals["data_wait"] - wait_before
+            waited = self.timer.totals["data_wait"] - wait_before
+            self.timer.totals["train"] -= waited
+            trained = self.timer.totals["train"] - train_before
+            if not stats.get("interrupted") and trained > 0:
+                # Training-step throughput (compute only) and the epoch's throughput including data waiting.
+                stats["train_samples_per_s"] = spec.size / trained
+                stats["epoch_samples_per_s"] = spec.size / (trained + waited)
             if stats.get("interrupted"):
                 return True  # the checkpoint is saved
             self.progress["epoch"] = spec.epoch + 1
