@@ -150,6 +150,12 @@ class LoggerConfig:
 
 
 @dataclass
+class DownstreamConfig:
+    tasks: list[str] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -161,6 +167,7 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    downstream: DownstreamConfig = field(default_factory=DownstreamConfig)
     experiment_name: str = "default"
 
 
@@ -269,6 +276,10 @@ def validate_train_config(cfg: DictConfig) -> None:
     _require(1 <= s.num_classes <= 10, "data.synthetic.num_classes", s.num_classes, "must be in [1, 10]")
 
     validate_teaching_config(cfg)
+
+    known_tasks = ("imagenet_s50_cls", "nyuv2_seg", "nyuv2_depth")
+    for task in cfg.downstream.tasks:
+        _require(task in known_tasks, "downstream.tasks", list(cfg.downstream.tasks), f"choose from {list(known_tasks)}")
 
     c = cfg.checkpoint
     _require(c.every_epochs >= 0, "checkpoint.every_epochs", c.every_epochs, "must be >= 0 (0 = only at the end)")

@@ -104,3 +104,16 @@ def test_hard_selection_picks_the_hard_samples(tmp_path):
     noisiest = set(torch.topk(noise, k).indices.tolist())
     assert len(noisiest & set(chosen.tolist())) / k >= 0.8
     assert noise[chosen].mean() > 2.5 * noise.mean()
+
+
+def test_downstream_fine_tunes_complete_the_row(tmp_path):
+    from attent_vision.report import run_row
+
+    results, run_dir = run(tmp_path, "ds", ["downstream.tasks=[nyuv2_depth,imagenet_s50_cls]",
+                                            "downstream.overrides=['trainer.epochs=1']"])
+    assert set(results["downstream"]) == {"nyuv2_depth", "imagenet_s50_cls"}
+    assert all(r["status"] == "completed" for r in results["downstream"].values())
+    assert (run_dir / "downstream" / "nyuv2_depth" / "results.json").is_file()
+    row = run_row(read_results(run_dir / "results.json"))
+    assert row["NYUv2 delta1"] == 100 * results["downstream"]["nyuv2_depth"]["final"]["delta1"]
+    assert row["ImageNetS50 top1"] >= 0 and results["time_s"]["downstream"] > 0

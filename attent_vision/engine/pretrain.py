@@ -585,5 +585,27 @@ def _format_seconds(seconds: float) -> str:
 
 
 def pretrain(cfg, run_dir: str | Path, dist: DistEnv | None = None) -> dict:
-    """Run (or resume) pretraining into ``run_dir``; returns the results dict also written to results.json."""
-    return Pretrainer(cfg, run_dir, dist).run()
+    """Run (or resume) pretraining into ``run_dir``; returns the results dict also written to results.json.
+
+    With ``downstream.tasks`` set, the finished model is then fine-tuned on those tasks (``<run>/downstream/<task>``)
+    and their best and final metrics are added to results.json, so that a Table-3 sweep yields complete rows."""
+    trainer = Pretrainer(cfg, run_dir, dist)
+    results = trainer.run()
+    tasks = list(cfg.downstream.tasks)
+    if results["status"] != "completed" or not tasks:
+        return results
+    from .downstream_suite import run_finetune_suite
+
+    start = time.perf_counter()
+    suite = run_finetune_suite(trainer.run_dir / "pretrained.pth", tasks, list(cfg.downstream.overrides),
+                               trainer.run_dir / "downstream")
+    keep = ("status", "main_metric", "best", "final", "baseline", "error", "run_dir")
+    results["downstream"] = {task: {k: r[k] for k in keep if k in r} for task, r in suite.items()}
+    results["time_s"]["downstream"] = round(time.perf_counter() - start, 3)
+    if trainer.dist.is_main:
+        write_json_atomic(results, trainer.run_dir / "results.json")
+        for task, r in results["downstream"].items():
+            metric = r.get("main_metric")
+            value = (r.get("final") or {}).get(metric)
+            log.info("downstream %s: %s", task, f"final {metric} {value:.4f}" if value is not None else r.get("status"))
+    return results
