@@ -46,8 +46,8 @@ def test_config_typo_is_one_short_error():
     assert "epohcs" in err
 
 
-def test_bad_value_is_one_line_naming_the_key():
-    out = run_cli(["train.py", "selection.temperature=0"])
+def test_bad_value_is_one_line_naming_the_key(tmp_path):
+    out = run_cli(["train.py", "selection.temperature=0", f"hydra.run.dir={tmp_path}"])
     err = short_error(out)
     assert out.returncode == 2 and "selection.temperature" in err
 
