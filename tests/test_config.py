@@ -1,6 +1,5 @@
 """Every config composes and validates; typos and out-of-range values fail at start, naming the key."""
 
-from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException

@@ -3,7 +3,6 @@ shards covering them, each sample scored exactly once, the same loss trajectory 
 from a checkpoint written by two ranks."""
 
 import json
-import sys
 
 import pytest
 import torch

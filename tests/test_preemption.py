@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 from attent_vision.engine.checkpoint import CheckpointManager
 from attent_vision.engine.pretrain import Pretrainer, pretrain

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from ..errors import DataError
 from ..models.masking import MaskSpec
 from .folder import MultiModalFolder
-from .skipping import collate_skipping_bad  # noqa: F401  (re-exported: the loops import it from here)
+from .skipping import collate_skipping_bad  # noqa: F401  (re-exported for callers that import it from here)
 from .transforms import center_box, crop_resize, sample_crop, to_model_inputs
 
 # Independent random streams per purpose, so that e.g. validation masks never depend on the training epoch.

@@ -35,6 +35,30 @@ def atomic_torch_save(obj, path: Path) -> None:
         raise
 
 
+def training_state(*, model, optimizer, scaler, progress: dict, cfg, device: torch.device, **extra) -> dict:
+    """Everything a run resumes from: weights, optimiser and scaler state, progress, RNG states and the resolved
+    config (to refuse resuming with different settings). ``extra`` adds loop-specific entries (e.g. the teacher)."""
+    from omegaconf import OmegaConf
+
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "progress": progress,
+        "rng": {"cpu": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        **extra,
+    }
+
+
+def restore_rng(state: dict, device: torch.device) -> None:
+    """Put back the RNG states saved by :func:`training_state` (the CUDA one only on a CUDA device)."""
+    torch.set_rng_state(state["rng"]["cpu"])
+    if device.type == "cuda" and state["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+
+
 class CheckpointManager:
     """Saves ``step_XXXXXXXX.pt`` files in ``folder`` and keeps the newest ``keep_last``."""
 

@@ -20,7 +20,7 @@ from ..data.skipping import collate_skipping_bad
 from ..errors import CheckpointError, ConfigError
 from ..finetune_config import MAIN_METRIC
 from ..models import create_model
-from .checkpoint import CheckpointManager, atomic_torch_save
+from .checkpoint import CheckpointManager, atomic_torch_save, restore_rng, training_state
 from .distributed import DistEnv, all_reduce_sum, barrier, init_distributed
 from .finetune_data import build_finetune_datasets
 from .finetune_eval import TrainStatistics, constant_prediction, make_metric, reduce_metric, update_metric
@@ -232,18 +232,16 @@ class Finetuner:
         if self.progress.get("train_stats") is not None:
             self.stats.sums = torch.tensor(self.progress["train_stats"], dtype=torch.float64)
         self.timer = PhaseTimer(self.device, state["progress"].get("timers"))
-        torch.set_rng_state(state["rng"]["cpu"])
+        restore_rng(state, self.device)
         log.info("resumed from %s after epoch %d", path, self.progress["epoch"])
 
     def _save(self):
         with self.timer.phase("checkpoint"):
             if self.dist.is_main:
                 self.progress["train_stats"] = self.stats.sums.tolist()
-                state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                         "scaler": self.scaler.state_dict(),
-                         "progress": dict(self.progress, timers=self.timer.snapshot(), wall_s=self._wall()),
-                         "rng": {"cpu": torch.get_rng_state()},
-                         "config": OmegaConf.to_container(self.cfg, resolve=True)}
+                state = training_state(model=self.model, optimizer=self.optimizer, scaler=self.scaler,
+                                       progress=dict(self.progress, timers=self.timer.snapshot(), wall_s=self._wall()),
+                                       cfg=self.cfg, device=self.device)
                 self.ckpt.save(state, self.progress["global_step"])
             barrier(self.dist)
 

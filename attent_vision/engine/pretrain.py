@@ -16,7 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..data.views import collate_skipping_bad
+from ..data.skipping import collate_skipping_bad
 from ..errors import CheckpointError, ConfigError
 from ..teaching.plan import SUBSET, build_plan
 from ..teaching.sampler import EpochBatchSampler, ShardedBatches
@@ -24,7 +24,7 @@ from ..teaching.scoring import run_scoring_pass
 from ..teaching.selection import build_strategy
 from ..teaching.teacher import Teacher
 from .builders import build_loss, build_pretrain_model, build_pretrain_views, dataset_root
-from .checkpoint import CheckpointManager
+from .checkpoint import CheckpointManager, atomic_torch_save, restore_rng, training_state
 from .distributed import DistEnv, all_gather_cat, all_reduce_sum, barrier, broadcast_object, init_distributed
 from .preemption import StopRequested
 from .optim import absolute_lr, build_optimizer, build_scheduler
@@ -51,9 +51,10 @@ def _flatten(d, prefix=""):
 
 def config_differences(saved: dict, current: dict) -> list[str]:
     diffs = []
+    saved, current = OmegaConf.create(saved), OmegaConf.create(current)
     for section in RESUME_MUST_MATCH:
-        a = OmegaConf.select(OmegaConf.create(saved), section)
-        b = OmegaConf.select(OmegaConf.create(current), section)
+        a = OmegaConf.select(saved, section)
+        b = OmegaConf.select(current, section)
         a = OmegaConf.to_container(a) if OmegaConf.is_config(a) else a
         b = OmegaConf.to_container(b) if OmegaConf.is_config(b) else b
         if isinstance(a, dict) or isinstance(b, dict):
@@ -176,9 +177,7 @@ class Pretrainer:
         self.teacher.load_state_dict(state["teacher"])
         self.progress.update(state["progress"])
         self.timer = PhaseTimer(self.device, state["progress"].get("timers"))
-        torch.set_rng_state(state["rng"]["cpu"])
-        if self.device.type == "cuda" and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        restore_rng(state, self.device)
         log.info("resumed from %s at epoch %d step %d (global step %d)", path, self.progress["epoch"],
                  self.progress["step_in_epoch"], self.progress["global_step"])
 
@@ -194,16 +193,9 @@ class Pretrainer:
                 epoch_sums = all_reduce_sum(self._epoch_sums.clone(), self.dist).tolist()
             if self.dist.is_main:
                 progress = dict(self.progress, timers=self.timer.snapshot(), wall_s=self._wall(), epoch_sums=epoch_sums)
-                state = {
-                    "model": self.model.state_dict(),
-                    "optimizer": self.optimizer.state_dict(),
-                    "scaler": self.scaler.state_dict(),
-                    "teacher": self.teacher.state_dict(),
-                    "progress": progress,
-                    "rng": {"cpu": torch.get_rng_state(),
-                            "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
-                    "config": OmegaConf.to_container(self.cfg, resolve=True),
-                }
+                state = training_state(model=self.model, optimizer=self.optimizer, scaler=self.scaler,
+                                       progress=progress, cfg=self.cfg, device=self.device,
+                                       teacher=self.teacher.state_dict())
                 self.ckpt.save(state, self.progress["global_step"])
             barrier(self.dist)
 
@@ -468,7 +460,7 @@ class Pretrainer:
             val = self.evaluate() if (last or (t.val_every_epochs and (spec.epoch + 1) % t.val_every_epochs == 0)) else {}
             if t.vis_every_epochs and (spec.epoch + 1) % t.vis_every_epochs == 0 and not last:
                 self.visualize(f"epoch_{spec.epoch + 1:04d}")
-            self._record_epoch(spec, subset, stats, val)
+            self._record_epoch(spec, stats, val)
             if last or (cfg.checkpoint.every_epochs and (spec.epoch + 1) % cfg.checkpoint.every_epochs == 0):
                 self._save()
             if self._stop_requested():
@@ -492,7 +484,7 @@ class Pretrainer:
             values = self.teacher.table.values.detach().float().cpu()
             self.tracker.histogram("teach/scores", values[torch.isfinite(values)].numpy(), self.progress["global_step"])
 
-    def _record_epoch(self, spec, subset, stats, val):
+    def _record_epoch(self, spec, stats, val):
         entry = {"epoch": spec.epoch, "kind": spec.kind, "cycle": spec.cycle, "ratio": spec.ratio,
                  "samples": spec.size, "steps": self.plan.steps_in_epoch(spec.epoch, self.global_batch),
                  "global_step": self.progress["global_step"], "samples_seen": self.progress["samples_seen"],
@@ -560,8 +552,6 @@ class Pretrainer:
                 if path:
                     self.tracker.image("reconstructions", path, self.progress["global_step"])
                 export = {"model": self.model.state_dict(), "config": OmegaConf.to_container(self.cfg.model, resolve=True)}
-                from .checkpoint import atomic_torch_save
-
                 atomic_torch_save(export, self.run_dir / "pretrained.pth")
         results = self.results(status)
         if self.dist.is_main:

@@ -40,8 +40,7 @@ def _hide(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def save_reconstructions(batch: dict, preds: dict, masks: dict, path: Path) -> Path:
     """One row per sample: for each predicted modality, [masked input,] prediction, target."""
-    size = next(v for k, v in batch.items() if k in ("rgb", "depth")).shape[-2:] if any(
-        k in batch for k in ("rgb", "depth")) else preds[next(iter(preds))].shape[-2:]
+    size = max((p.shape[-2:] for p in preds.values()), key=lambda hw: hw[0])  # full resolution (semseg is 1/4)
     columns = []
     for task, pred in preds.items():
         if task == "norm_rgb":
