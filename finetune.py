@@ -7,24 +7,26 @@
 See docs/finetune.md.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from attent_vision.entry import run_entry
-from attent_vision.finetune_config import register_finetune_configs
+from attent_vision.cli.entry import run_entry
+from attent_vision.config import register_configs
+from attent_vision.engine.distributed import rank_hydra_overrides
 
-register_finetune_configs()
+register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="finetune")
 def main(cfg: DictConfig) -> float | None:
-    from attent_vision.engine.finetune import finetune
-
-    results = run_entry(cfg, "finetune", finetune)
+    results = run_entry(cfg, "finetune")
     if not results or "best" not in results:
         return None
     return results["best"].get(results["main_metric"])
 
 
 if __name__ == "__main__":
+    sys.argv += rank_hydra_overrides(sys.argv[1:])  # torchrun: one run folder (rank 0's) for all ranks
     main()

@@ -6,18 +6,20 @@
 One row per setting (ratio, interval, selection, plus the experiment name); runs that differ only in their seed
 are averaged and their spread (standard deviation) is shown. Columns: wall time (and relative to the full-data
 row), its split into training, scoring, data waiting and evaluation, samples seen and scored, optimizer steps, the
-final validation loss, and downstream metrics when the runs fine-tuned at the end (``finetune_after``).
+final validation loss, and downstream metrics when the runs fine-tuned at the end (``downstream.tasks``).
 Plots: validation loss against wall time and against training samples seen (one curve per run), and the training
 step's and scoring pass's throughput per epoch (so the cost of scoring relative to training is visible).
 """
 
 import argparse
 import csv
-import json
 import math
 import statistics
 import sys
 from pathlib import Path
+
+from .config.downstream_tasks import DOWNSTREAM_TASKS
+from .engine.results import read_results
 
 # Table 3's row order: full data first, then the paper's rows; anything else after, alphabetically.
 TABLE3_ORDER = [
@@ -32,11 +34,10 @@ TABLE3_ORDER = [
     ("incremental", "incremental", "hard"),
     ("incremental", "fixed", "hard"),
 ]
-# Downstream task -> (column name, metric key): the paper's three numbers, in percent.
-DOWNSTREAM = {"imagenet_s50_cls": ("ImageNetS50 top1", "top1"), "nyuv2_seg": ("NYUv2 mIoU", "miou"),
-              "nyuv2_depth": ("NYUv2 delta1", "delta1")}
+# The paper's three downstream numbers, in percent, one column per task.
+DOWNSTREAM_COLUMNS = [task.column for task in DOWNSTREAM_TASKS.values()]
 NUMERIC = ["wall_s", "rel_wall", "train_s", "scoring_s", "data_wait_s", "eval_s", "samples_seen", "samples_scored",
-           "optimizer_steps", "val_loss", *[name for name, _ in DOWNSTREAM.values()]]
+           "optimizer_steps", "val_loss", *DOWNSTREAM_COLUMNS]
 
 
 def find_results(paths: list[Path]) -> list[Path]:
@@ -51,6 +52,25 @@ def find_results(paths: list[Path]) -> list[Path]:
         else:
             found += sorted(path.glob("*/results.json")) + sorted(path.glob("*/*/results.json"))
     return found
+
+
+def is_pretraining(result: dict) -> bool:
+    """A pretraining run's results (files written before results carried a ``stage`` have ``selections``)."""
+    return result.get("stage", "pretrain" if "selections" in result else None) == "pretrain"
+
+
+def downstream_metric(result: dict, task: str) -> float:
+    """The final main metric of downstream ``task`` in a pretraining run's results (NaN when absent). Files written
+    before metrics carried the ``val_`` prefix name it without."""
+    final = ((result.get("downstream") or {}).get(task) or {}).get("final") or {}
+    metric = DOWNSTREAM_TASKS[task].metric
+    value = final.get(metric, final.get(metric.removeprefix("val_")))
+    return math.nan if value is None else float(value)
+
+
+def step_rate(epoch: dict) -> float | None:
+    """An epoch's training-step throughput (older files call it ``train_samples_per_s``)."""
+    return epoch.get("step_samples_per_s", epoch.get("train_samples_per_s"))
 
 
 def setting_key(result: dict) -> tuple[str, str, str]:
@@ -71,9 +91,8 @@ def run_row(result: dict) -> dict:
         "eval_s": t["eval"], "samples_seen": result["samples_seen"], "samples_scored": result["samples_scored"],
         "optimizer_steps": result["optimizer_steps"], "val_loss": result["final"].get("val_loss", math.nan),
     }
-    for task, (column, metric) in DOWNSTREAM.items():
-        final = ((result.get("downstream") or {}).get(task) or {}).get("final") or {}
-        row[column] = 100 * final[metric] if metric in final else math.nan
+    for task, spec in DOWNSTREAM_TASKS.items():
+        row[spec.column] = 100 * downstream_metric(result, task)
     return row
 
 
@@ -115,13 +134,13 @@ MARKDOWN_COLUMNS = [  # (header, column, digits)
     ("wall s", "wall_s", 1), ("vs full", "rel_wall", 3), ("train s", "train_s", 1), ("scoring s", "scoring_s", 1),
     ("data wait s", "data_wait_s", 1), ("eval s", "eval_s", 1), ("samples seen", "samples_seen", 0),
     ("samples scored", "samples_scored", 0), ("steps", "optimizer_steps", 0), ("val loss", "val_loss", 4),
-    *[(name, name, 1) for name, _ in DOWNSTREAM.values()],
+    *[(name, name, 1) for name in DOWNSTREAM_COLUMNS],
 ]
 
 
 def to_markdown(rows: list[dict]) -> str:
     """The table in Markdown; downstream columns appear only when some run has them."""
-    downstream = {name for name, _ in DOWNSTREAM.values()}
+    downstream = set(DOWNSTREAM_COLUMNS)
     columns = [(h, c, d) for h, c, d in MARKDOWN_COLUMNS
                if c not in downstream or any(not math.isnan(r.get(c, math.nan)) for r in rows)]
     lines = ["| " + " | ".join(h for h, _, _ in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
@@ -166,8 +185,8 @@ def plot(results: list[dict], out_dir: Path) -> list[Path]:
     paths = []
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for result in results:
-        epochs = [h["epoch"] for h in result["history"] if "train_samples_per_s" in h]
-        rates = [h["train_samples_per_s"] for h in result["history"] if "train_samples_per_s" in h]
+        epochs = [h["epoch"] for h in result["history"] if step_rate(h) is not None]
+        rates = [step_rate(h) for h in result["history"] if step_rate(h) is not None]
         line, = ax.plot(epochs, rates, marker=".", label=f"train step: {_label(result)}")
         scored = [(s["epoch"], s["scoring_samples_per_s"]) for s in result.get("selections", [])
                   if "scoring_samples_per_s" in s]
@@ -205,7 +224,10 @@ def build_report(paths: list[Path], out_dir: Path | None = None) -> dict:
     files = find_results(paths)
     if not files:
         raise SystemExit(f"error: no results.json under {', '.join(map(str, paths))}; give a run or multirun folder")
-    results = [json.loads(f.read_text()) for f in files]
+    results = [r for r in map(read_results, files) if is_pretraining(r)]  # not the downstream fine-tunes
+    if not results:
+        raise SystemExit(f"error: no pretraining results.json under {', '.join(map(str, paths))} (only fine-tuning "
+                         "runs); give a pretraining run or multirun folder")
     rows = aggregate([run_row(r) for r in results])
     out_dir = Path(out_dir or (paths[0] if Path(paths[0]).is_dir() else Path(paths[0]).parent))
     out_dir.mkdir(parents=True, exist_ok=True)

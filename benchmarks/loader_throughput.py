@@ -56,7 +56,7 @@ class RandomKeys:
 
 def loader_rate(view, cfg, workers: int, batch_size: int, batches: int, warmup: int, pin: bool) -> float:
     """Samples/s of a DataLoader over ``view`` after ``warmup`` batches (worker start-up is not counted)."""
-    from attent_vision.data.views import collate_skipping_bad
+    from attent_vision.data.skipping import collate_skipping_bad
 
     loader = DataLoader(view, batch_sampler=RandomKeys(len(view), batch_size, warmup + batches), num_workers=workers,
                         collate_fn=collate_skipping_bad, pin_memory=pin, persistent_workers=False,
@@ -72,7 +72,7 @@ def loader_rate(view, cfg, workers: int, batch_size: int, batches: int, warmup: 
 
 def step_rate(cfg, model, batch: dict, device: torch.device, steps: int, warmup: int) -> float:
     """Samples/s of full training steps (forward, per-sample losses, backward, AdamW step) on one batch."""
-    from attent_vision.engine.builders import build_loss
+    from attent_vision.pretraining.builders import build_loss
     from attent_vision.engine.optim import build_optimizer
     from attent_vision.engine.runtime import autocast, configure_backends, resolve_precision
 
@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", type=Path, help="also write the measurements to this file")
     args = parser.parse_args(argv)
 
-    from attent_vision.data.views import collate_skipping_bad
-    from attent_vision.engine.builders import build_pretrain_model, build_pretrain_views, dataset_root
+    from attent_vision.data.skipping import collate_skipping_bad
+    from attent_vision.pretraining.builders import build_pretrain_model, build_pretrain_views, dataset_root
 
     cfg = compose(args.overrides)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)

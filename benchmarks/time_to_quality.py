@@ -32,9 +32,10 @@ sys.path.insert(0, str(REPO))
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from attent_vision.config import register_configs, validate_train_config  # noqa: E402
-from attent_vision.report import DOWNSTREAM, build_report  # noqa: E402
+from attent_vision.config.downstream_tasks import DOWNSTREAM_TASKS  # noqa: E402
+from attent_vision.report import build_report, downstream_metric  # noqa: E402
 
-TASKS = list(DOWNSTREAM)
+TASKS = list(DOWNSTREAM_TASKS)
 
 
 def compose_train(overrides: list[str]):
@@ -63,7 +64,7 @@ def summarise(runs: dict[tuple[int, str], dict]) -> list[dict]:
     per_strategy: dict[str, list[dict]] = {}
     for (seed, strategy), r in runs.items():
         full = runs[(seed, "none")]
-        train_rate = mean_rate(r["history"], "train_samples_per_s")
+        train_rate = mean_rate(r["history"], "step_samples_per_s")
         score_rate = mean_rate(r["selections"], "scoring_samples_per_s")
         row = {
             "rel_wall": r["time_s"]["total"] / full["time_s"]["total"],
@@ -78,9 +79,8 @@ def summarise(runs: dict[tuple[int, str], dict]) -> list[dict]:
             "val_loss": r["final"]["val_loss"],
             "wall_s": r["time_s"]["total"],
         }
-        for task, (column, metric) in DOWNSTREAM.items():
-            final = ((r.get("downstream") or {}).get(task) or {}).get("final") or {}
-            row[column] = 100 * final[metric] if metric in final else math.nan
+        for task, spec in DOWNSTREAM_TASKS.items():
+            row[spec.column] = 100 * downstream_metric(r, task)
         per_strategy.setdefault(strategy, []).append(row)
     out = []
     for strategy, rows in per_strategy.items():
@@ -99,7 +99,7 @@ COLUMNS = [("strategy", "strategy", None), ("seeds", "seeds", None), ("wall vs f
            ("scoring share of wall", "scoring_fraction", 3), ("samples seen vs full", "samples_seen_rel", 3),
            ("train samples/s", "train_samples_per_s", 0), ("scoring samples/s", "scoring_samples_per_s", 0),
            ("scoring cost per sample (x training)", "scoring_cost_per_sample", 2), ("final val loss", "val_loss", 4),
-           *[(name, name, 1) for name, _ in DOWNSTREAM.values()]]
+           *[(spec.column, spec.column, 1) for spec in DOWNSTREAM_TASKS.values()]]
 
 
 def to_markdown(rows: list[dict]) -> str:
@@ -136,9 +136,9 @@ def main(argv=None):
     out = args.out or REPO / "outputs" / "benchmarks" / time.strftime("%Y-%m-%d_%H-%M-%S")
     out.mkdir(parents=True, exist_ok=True)
 
-    from attent_vision.data.embedded_downstream import ensure_synthetic_downstream
-    from attent_vision.engine.builders import dataset_root
-    from attent_vision.engine.pretrain import pretrain
+    from attent_vision.cli.entry import pretrain_job
+    from attent_vision.data.downstream.embedded import ensure_synthetic_downstream
+    from attent_vision.pretraining.builders import dataset_root
 
     # Generate the embedded data first, so that no run is charged for it.
     dataset_root(compose_train(args.overrides))
@@ -154,7 +154,7 @@ def main(argv=None):
             cfg = compose_train(overrides)
             validate_train_config(cfg)
             log.info("seed %d, strategy %s", seed, strategy)
-            runs[(seed, strategy)] = pretrain(cfg, out / f"seed{seed}_{strategy}")
+            runs[(seed, strategy)] = pretrain_job(cfg, out / f"seed{seed}_{strategy}")
     rows = summarise(runs)
     (out / "summary.json").write_text(json.dumps({"runs": {f"seed{s}_{k}": v["run_dir"] for (s, k), v in runs.items()},
                                                   "summary": rows}, indent=2, default=float))

@@ -1,5 +1,6 @@
 """Shared fixtures. Tests never touch ~/.cache: the synthetic-data cache lives in a per-session temp folder."""
 
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ def isolated_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def smoke_data_root(isolated_cache):
     """The smoke-sized synthetic pretraining dataset (generated once per session)."""
-    from attent_vision.data.embedded import SyntheticSettings, ensure_synthetic_dataset
+    from attent_vision.data.pretrain.embedded import SyntheticSettings, ensure_synthetic_dataset
 
     return ensure_synthetic_dataset(SyntheticSettings(num_train=96, num_val=32, image_size=40))
 
@@ -44,8 +45,9 @@ def compose_train(overrides: list[str]):
         return compose(config_name="train", overrides=overrides, return_hydra_config=False)
 
 
-def run_cli(args: list[str], cwd=REPO, timeout=600, env=None):
-    """Run an entry point (e.g. ['train.py', 'debug=smoke']) in a subprocess; returns CompletedProcess."""
+def run_cli(args: list[str], cwd=REPO, timeout=None, env=None):
+    """Run an entry point (e.g. ['train.py', 'debug=smoke']) in a subprocess; returns CompletedProcess. No wall-clock
+    limit of its own: on a busy machine work takes longer, and pytest-timeout (pyproject) bounds each test."""
     import subprocess
 
     full_env = dict(os.environ, **(env or {}))
@@ -60,3 +62,17 @@ def table3_sweep(tmp_path_factory):
     out = run_cli(["train.py", "sweep=table3", "debug=smoke", f"hydra.sweep.dir={sweep_dir}"])
     assert out.returncode == 0, out.stderr[-3000:]
     return sweep_dir
+
+
+# Fixtures that start subprocesses (entry points, torchrun, multiruns).
+SUBPROCESS_FIXTURES = {"table3_sweep", "checkpointed_run", "single_and_two_ranks"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test that starts a Python subprocess (an entry point, torchrun, a multirun) ``slow``. CI runs
+    them all; ``-m "not slow"`` gives a quick local pass. Marked from the source, so new tests are covered."""
+    for item in items:
+        function = getattr(item, "function", None)
+        source = inspect.getsource(function) if function else ""
+        if "run_cli(" in source or "sys.executable" in source or SUBPROCESS_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)

@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from attent_vision.engine.pretrain import Pretrainer
-from attent_vision.teaching.sampler import EpochBatchSampler
+from attent_vision.engine.sampler import EpochBatchSampler
+from attent_vision.pretraining.trainer import Pretrainer
 from conftest import compose_train
 
 out_dir, run_dir, *overrides = sys.argv[1:]
@@ -25,18 +25,19 @@ class RecordingSampler(EpochBatchSampler):
 
 
 trainer.sampler.__class__ = RecordingSampler
-score_batch = trainer._per_sample_scores
-trainer._per_sample_scores = lambda batch: (scored.extend(batch["index"].tolist()), score_batch(batch))[1]
-choose = trainer.teacher.indices_for_epoch
+access = trainer.teacher.access
+score_batch = access.per_sample_loss
+access.per_sample_loss = lambda batch: (scored.extend(batch["index"].tolist()), score_batch(batch))[1]
+choose = trainer.teacher.subset_for_epoch
 
 
-def recording_choose(spec, score_fn, step):
-    subset = choose(spec, score_fn, step)
+def recording_choose(spec, step, resuming=False):
+    subset = choose(spec, step, resuming)
     subsets[spec.epoch] = None if subset is None else subset.tolist()
     return subset
 
 
-trainer.teacher.indices_for_epoch = recording_choose
+trainer.teacher.subset_for_epoch = recording_choose
 results = trainer.run()
 record = {"rank": trainer.dist.rank, "world_size": trainer.dist.world_size, "trained": trained, "scored": scored,
           "subsets": subsets, "history": results["history"], "status": results["status"]}

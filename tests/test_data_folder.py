@@ -6,8 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from attent_vision.data.folder import MultiModalFolder, read_modality
-from attent_vision.data.views import PretrainView, collate_skipping_bad
+from attent_vision.data.pretrain.folder import MultiModalFolder, read_modality
+from attent_vision.data.pretrain.views import PretrainView
+from attent_vision.data.skipping import collate_skipping_bad
 from attent_vision.errors import DataError
 
 H, W = 24, 32

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from attent_vision.data.downstream import DEPTH_SCALE, NYUv2
-from attent_vision.data.prepare_nyuv2 import main
+from attent_vision.data.downstream.prepare_nyuv2 import main
 
 N, H, W = 5, 6, 8  # H != W, so a missing or wrong transpose cannot pass
 TRAIN_1BASED, TEST_1BASED = [1, 3, 4], [2, 5]
@@ -73,8 +73,8 @@ def test_preparation_reproduces_the_arrays_with_transposes_and_1_based_splits(tm
 
 def test_command_line_shows_progress_and_reports_bad_inputs(tmp_path):
     write_release(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "attent_vision.data.prepare_nyuv2", *args(tmp_path, tmp_path / "o")],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "attent_vision.data.downstream.prepare_nyuv2", *args(tmp_path, tmp_path / "o")],
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "NYUv2 frames" in done.stderr and "5/5" in done.stderr
     assert "wrote 3 train frames, 2 test frames" in done.stderr

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from attent_vision.data.embedded import SyntheticSettings, ensure_synthetic_dataset
-from attent_vision.engine.pretrain import pretrain
+from attent_vision.data.pretrain.embedded import SyntheticSettings, ensure_synthetic_dataset
+from attent_vision.pretraining.trainer import pretrain
 from attent_vision.engine.results import read_results
 from attent_vision.errors import DataError
 from conftest import compose_train

@@ -17,7 +17,8 @@ from attent_vision.data.downstream import (
     SyntheticDownstreamSettings,
     ensure_synthetic_downstream,
 )
-from attent_vision.data.downstream_config import DownstreamDataConfig, SyntheticDownstreamConfig, downstream_datasets
+from attent_vision.config.downstream_data import DownstreamDataConfig
+from attent_vision.data.downstream.datasets import downstream_datasets
 from attent_vision.errors import ConfigError
 from conftest import REPO
 
@@ -91,11 +92,6 @@ def test_written_once_then_reused_and_fingerprinted(tmp_path):
         ensure_synthetic_downstream(tmp_path, num_classes=11)
 
 
-def test_config_schema_mirrors_the_generator_settings():
-    settings = {f.name: f.default for f in fields(SyntheticDownstreamSettings) if f.name != "version"}
-    assert settings == {f.name: f.default for f in fields(SyntheticDownstreamConfig)}
-
-
 def compose_data(name: str):
     """conf/data/<name>.yaml composed by Hydra and merged onto the fine-tuning data schema (unknown keys fail)."""
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
@@ -108,7 +104,7 @@ def test_downstream_data_configs_compose_with_roots_from_env(monkeypatch):
     monkeypatch.setenv("NYUV2_ROOT", "/data/nyuv2")
     synthetic = compose_data("synthetic_downstream")
     assert synthetic.name == "synthetic" and synthetic.root is None
-    assert OmegaConf.to_container(synthetic.synthetic) == {f.name: f.default for f in fields(SyntheticDownstreamConfig)}
+    assert OmegaConf.to_container(synthetic.synthetic) == {f.name: f.default for f in fields(SyntheticDownstreamSettings)}
     assert compose_data("imagenet_s50_downstream").root == "/data/ImageNetS50"
     nyu = compose_data("nyuv2")
     assert nyu.name == "nyuv2" and nyu.root == "/data/nyuv2" and nyu.num_workers == 8
@@ -121,7 +117,7 @@ def test_downstream_data_configs_compose_with_roots_from_env(monkeypatch):
 ])
 def test_downstream_datasets_serve_each_task_from_the_synthetic_config(tiny_root, task, kinds, sizes):
     cfg = OmegaConf.structured(DownstreamDataConfig(root=str(tiny_root.parent),
-                                                    synthetic=SyntheticDownstreamConfig(**TINY)))
+                                                    synthetic=SyntheticDownstreamSettings(**TINY)))
     train, evaluation = downstream_datasets(cfg, task)
     assert (type(train), type(evaluation)) == kinds and (len(train), len(evaluation)) == sizes
     if task != "cls":

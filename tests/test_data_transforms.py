@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from attent_vision.data.folder import MultiModalFolder
-from attent_vision.data.transforms import crop_resize, sample_crop
-from attent_vision.data.views import PretrainView
+from attent_vision.data.pretrain.folder import MultiModalFolder
+from attent_vision.data.pretrain.transforms import crop_resize, sample_crop
+from attent_vision.data.pretrain.views import PretrainView
 from attent_vision.models.masking import MaskSpec
 
 H, W = 48, 64

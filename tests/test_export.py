@@ -8,9 +8,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from attent_vision.export_timm import main
+from attent_vision.cli.export_timm import main
 from attent_vision.models import create_model
-from attent_vision.models.timm_export import multivit_to_timm, timm_to_multivit
+from attent_vision.models.timm_layout import multivit_to_timm, timm_to_multivit
 from conftest import run_cli
 
 
@@ -80,7 +80,7 @@ def test_export_cli_writes_safetensors_from_a_pretraining_checkpoint(tmp_path):
     ckpt = tmp_path / "pretrained.pth"
     torch.save({"model": pre.state_dict(), "config": {"name": "multimae_pico", "patch_size": 8, "image_size": 32}}, ckpt)
     out = tmp_path / "encoder.safetensors"
-    proc = run_cli(["-m", "attent_vision.export_timm", str(tmp_path), "--out", str(out)], timeout=300)
+    proc = run_cli(["-m", "attent_vision.cli.export_timm", str(tmp_path), "--out", str(out)])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "timm.create_model(" in proc.stderr
     with safe_open(str(out), "pt") as f:

@@ -6,12 +6,12 @@ import argparse
 import pytest
 import torch
 
-from attent_vision.engine.downstream_suite import compose_finetune
-from attent_vision.engine.finetune import build_finetune_model
+from attent_vision.finetuning.suite import compose_finetune
+from attent_vision.finetuning.model import build_finetune_model
 from attent_vision.errors import CheckpointError, ConfigError
 from attent_vision.models import create_model
 from attent_vision.models.heads import fill_duplicate_registrations
-from attent_vision.models.timm_export import multivit_to_timm
+from attent_vision.models.timm_layout import multivit_to_timm
 
 PICO = ["model.scratch_name=multivit_pico", "model.scratch_patch_size=8", "model.image_size=32"]
 

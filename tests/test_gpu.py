@@ -4,7 +4,7 @@ runs on the GPU end to end, and steps do not synchronise with the host."""
 import pytest
 import torch
 
-from attent_vision.engine.pretrain import pretrain
+from attent_vision.pretraining.trainer import pretrain
 from attent_vision.engine.runtime import autocast
 from attent_vision.models import MultiMAELoss, create_model
 from conftest import compose_train

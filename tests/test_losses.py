@@ -2,7 +2,7 @@
 
 import torch
 
-from attent_vision.data.transforms import robust_standardize_depth
+from attent_vision.data.normalize import robust_standardize_depth
 from attent_vision.models.losses import MultiMAELoss, patch_normalize
 
 TASKS = {"rgb": "rgb", "depth": "depth", "semseg": "semseg", "norm_rgb": "rgb"}

@@ -6,8 +6,9 @@ import csv
 import pytest
 import torch
 
-from attent_vision.engine.pretrain import Pretrainer, pretrain
+from attent_vision.cli.entry import pretrain_job
 from attent_vision.engine.results import read_results
+from attent_vision.pretraining.trainer import Pretrainer, pretrain
 from attent_vision.teaching import select
 from conftest import compose_train
 
@@ -37,7 +38,7 @@ def test_tiny_run_learns_and_accounts_for_every_step(tmp_path):
     pt = Pretrainer(cfg, tmp_path / "plan_only")
     assert results["optimizer_steps"] == results["planned_optimizer_steps"] == pt.plan.total_steps(16)
     assert results["samples_seen"] == pt.plan.samples_planned
-    assert [h["epoch"] for h in results["history"]] == list(range(7))
+    assert [h["epoch"] for h in results["history"]] == list(range(1, 8))
     assert [h["kind"] for h in results["history"]] == [e.kind for e in pt.plan.epochs]
     assert results["scoring_passes"] == len(pt.plan.selections)  # soft re-scores before every subset epoch
     assert results["samples_scored"] == results["scoring_passes"] * results["num_train_samples"]
@@ -92,9 +93,8 @@ def test_hard_selection_picks_the_hard_samples(tmp_path):
                                  "optim.blr=1e-2"])
     trainer = Pretrainer(cfg, tmp_path / "hard")
     trainer.run()
-    indices, values = trainer._score_all(epoch=0)
-    scores = torch.empty(len(values))
-    scores[indices] = values.cpu()
+    trainer.teacher.score(torch.arange(trainer.num_train), epoch=0, step=trainer.progress.global_step)
+    scores = trainer.teacher.table.values.cpu()
     folder = trainer.views["train"].folder
     with open(folder.root / "samples.csv") as f:
         noise_of = {row["stem"]: float(row["noise"]) for row in csv.DictReader(f)}
@@ -109,11 +109,22 @@ def test_hard_selection_picks_the_hard_samples(tmp_path):
 def test_downstream_fine_tunes_complete_the_row(tmp_path):
     from attent_vision.report import run_row
 
-    results, run_dir = run(tmp_path, "ds", ["downstream.tasks=[nyuv2_depth,imagenet_s50_cls]",
-                                            "downstream.overrides=['trainer.epochs=1']"])
+    run_dir = tmp_path / "ds"
+    results = pretrain_job(compose_train(SMOKE + ["downstream.tasks=[nyuv2_depth,imagenet_s50_cls]",
+                                                  "downstream.overrides=['trainer.epochs=1']"]), run_dir)
     assert set(results["downstream"]) == {"nyuv2_depth", "imagenet_s50_cls"}
     assert all(r["status"] == "completed" for r in results["downstream"].values())
     assert (run_dir / "downstream" / "nyuv2_depth" / "results.json").is_file()
     row = run_row(read_results(run_dir / "results.json"))
-    assert row["NYUv2 delta1"] == 100 * results["downstream"]["nyuv2_depth"]["final"]["delta1"]
+    assert row["NYUv2 delta1"] == 100 * results["downstream"]["nyuv2_depth"]["final"]["val_delta1"]
     assert row["ImageNetS50 top1"] >= 0 and results["time_s"]["downstream"] > 0
+
+
+def test_a_checkpoint_of_another_format_is_refused_in_one_line(tmp_path):
+    from attent_vision.engine.checkpoint import CheckpointManager, atomic_torch_save
+    from attent_vision.errors import CheckpointError
+
+    path = tmp_path / "checkpoints" / "step_00000003.pt"
+    atomic_torch_save({"format_version": 1, "model": {}, "optimizer": {}, "progress": {}}, path)
+    with pytest.raises(CheckpointError, match="another version of attent-vision .*start a new run folder"):
+        CheckpointManager(tmp_path / "checkpoints").load(path)

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from attent_vision.report import DOWNSTREAM, TABLE3_ORDER, aggregate, build_report, main, run_row
+from attent_vision.config.downstream_tasks import DOWNSTREAM_TASKS
+from attent_vision.report import TABLE3_ORDER, aggregate, build_report, main, run_row
 from conftest import run_cli
 
 
@@ -56,13 +57,13 @@ def test_seeds_are_averaged_with_their_spread(report):
     for seed, loss in ((0, 1.0), (1, 2.0), (2, 3.0)):
         r = json.loads(json.dumps(result))
         r["setting"]["seed"], r["final"]["val_loss"] = seed, loss
-        r["downstream"] = {"nyuv2_depth": {"final": {"delta1": 0.5 + 0.1 * seed}}}
+        r["downstream"] = {"nyuv2_depth": {"final": {"val_delta1": 0.5 + 0.1 * seed}}}
         rows.append(run_row(r))
     (row,) = aggregate(rows)
     assert row["seeds"] == 3 and row["val_loss"] == 2.0 and row["val_loss_std"] == pytest.approx(1.0)
-    column = DOWNSTREAM["nyuv2_depth"][0]
+    column = DOWNSTREAM_TASKS["nyuv2_depth"].column
     assert row[column] == pytest.approx(60.0) and row[f"{column}_std"] == pytest.approx(10.0)
-    assert math.isnan(row[DOWNSTREAM["nyuv2_seg"][0]])
+    assert math.isnan(row[DOWNSTREAM_TASKS["nyuv2_seg"].column])
 
 
 def test_report_command_line(table3_sweep, tmp_path, capsys):

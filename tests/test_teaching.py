@@ -5,12 +5,11 @@ import math
 import pytest
 import torch
 
+from attent_vision.engine.sampler import EpochBatchSampler, ShardedBatches, step_shapes
 from attent_vision.teaching import (
-    EpochBatchSampler, Teacher, build_plan, build_strategy, interval_schedule, ratio_schedule, select, step_shapes,
-    subset_size,
+    LearnerAccess, Teacher, build_plan, build_strategy, interval_schedule, ratio_schedule, select, subset_size,
 )
 from attent_vision.teaching.plan import FULL, SUBSET
-from attent_vision.teaching.sampler import ShardedBatches
 
 
 # ------------------------------------------------------------------------------------------------- schedules
@@ -197,40 +196,50 @@ def test_sharded_batches_visit_each_sample_once():
 
 
 # ------------------------------------------------------------------------------------------------- teacher
+def access_for(scores: torch.Tensor, calls: list | None = None) -> LearnerAccess:
+    """A learner whose per-sample loss is ``scores[index]``; ``calls`` records each scoring pass."""
+
+    def batches(indices, epoch):
+        if calls is not None:
+            calls.append(epoch)
+        return [{"index": indices}]
+
+    return LearnerAccess(score_batches=batches, per_sample_loss=lambda batch: scores[batch["index"]])
+
+
 def test_teacher_scores_only_when_needed_and_repeats_selections_from_the_seed():
     plan = build_plan(num_samples=30, epochs=7, strategy="hard", total_cycles=2, initial_interval=2, max_interval=2)
-    scores = torch.arange(30.0)
     calls = []
-
-    def score_fn():
-        calls.append(1)
-        return torch.arange(30), scores
-
-    teacher = Teacher(plan, build_strategy("hard"), seed=0)
-    picked = [teacher.indices_for_epoch(e, score_fn, step=i) for i, e in enumerate(plan.epochs)]
+    teacher = Teacher(plan, build_strategy("hard"), seed=0, access=access_for(torch.arange(30.0), calls))
+    picked = [teacher.subset_for_epoch(e, step=i) for i, e in enumerate(plan.epochs)]
     assert [p is None for p in picked] == [True, False, False, True, False, False, True]
     assert len(calls) == 2  # one pass per selection, none for full epochs or repeated subset epochs
     k = plan.epochs[1].size
     assert picked[1].tolist() == list(range(30 - k, 30))
+    assert teacher.samples_scored == 60 and teacher.scoring_passes == 2
 
-    random_teacher = Teacher(plan, build_strategy("random"), seed=0)
     calls.clear()
-    a = [random_teacher.indices_for_epoch(e, score_fn, 0) for e in plan.epochs]
+    random_teacher = Teacher(plan, build_strategy("random"), seed=0, access=access_for(torch.arange(30.0), calls))
+    a = [random_teacher.subset_for_epoch(e, 0) for e in plan.epochs]
     assert calls == []  # random needs no scoring pass
     again = Teacher(plan, build_strategy("random"), seed=0)
-    b = [again.indices_for_epoch(e, score_fn, 0) for e in plan.epochs]
+    b = [again.subset_for_epoch(e, 0) for e in plan.epochs]
     assert all((x is None and y is None) or torch.equal(x, y) for x, y in zip(a, b))
 
 
 def test_teacher_state_round_trips():
     plan = build_plan(num_samples=20, epochs=5, strategy="soft", total_cycles=2, initial_interval=1, max_interval=1)
-    teacher = Teacher(plan, build_strategy("soft"), seed=3)
-    teacher.indices_for_epoch(plan.epochs[1], lambda: (torch.arange(20), torch.rand(20)), 5)
+    teacher = Teacher(plan, build_strategy("soft"), seed=3, access=access_for(torch.rand(20)))
+    teacher.subset_for_epoch(plan.epochs[1], 5)
     teacher.observe(torch.tensor([1, 2]), torch.tensor([9.0, 8.0]), torch.tensor([1.0, 0.0]), 6)
     other = Teacher(plan, build_strategy("soft"), seed=3)
     other.load_state_dict(teacher.state_dict())
     assert torch.equal(other.subset, teacher.subset) and other.history == teacher.history
     assert other.table.values[1] == 9.0 and other.table.step[2] == 5  # weight-0 padding is not recorded
+    assert other.samples_scored == teacher.samples_scored == 20
+    # Resuming mid-epoch returns the epoch's selection without selecting again.
+    assert torch.equal(other.subset_for_epoch(plan.epochs[1], 7, resuming=True), teacher.subset)
+    assert other.last_selection is None and len(other.history) == 1
 
 
 def test_samples_that_failed_to_load_are_never_selected():
@@ -238,10 +247,19 @@ def test_samples_that_failed_to_load_are_never_selected():
                       initial_ratio=0.3, final_ratio=0.3)
     scores = torch.arange(10.0)
     scores[9] = float("-inf")  # the scoring pass could not load sample 9 (skip_bad_samples)
-    teacher = Teacher(plan, build_strategy("hard"), seed=0)
-    subset = teacher.indices_for_epoch(plan.epochs[1], lambda: (torch.arange(10), scores), 0)
+    teacher = Teacher(plan, build_strategy("hard"), seed=0, access=access_for(scores))
+    subset = teacher.subset_for_epoch(plan.epochs[1], 0)
     assert subset.tolist() == [6, 7, 8]
-    soft = Teacher(plan, build_strategy("soft", temperature=100.0), seed=0)
+    soft = Teacher(plan, build_strategy("soft", temperature=100.0), seed=0, access=access_for(scores))
     for epoch in range(20):
         spec = plan.epochs[1].__class__(**{**plan.epochs[1].__dict__, "epoch": epoch})
-        assert 9 not in soft.indices_for_epoch(spec, lambda: (torch.arange(10), scores), 0).tolist()
+        assert 9 not in soft.subset_for_epoch(spec, 0).tolist()
+
+
+def test_full_data_is_a_strategy_with_a_full_plan():
+    plan = build_plan(num_samples=10, epochs=4, strategy="none")
+    assert all(e.kind == FULL for e in plan.epochs) and plan.work_fraction == 1.0
+    teacher = Teacher(plan, build_strategy("none"), seed=0)
+    assert [teacher.subset_for_epoch(e, 0) for e in plan.epochs] == [None] * 4 and teacher.history == []
+    with pytest.raises(ValueError, match="unknown selection strategy 'best'"):
+        build_plan(num_samples=10, epochs=4, strategy="best")

@@ -11,7 +11,7 @@ spec.loader.exec_module(ttq)
 
 
 def result(losses, walls, total, scoring=0.0, seen=100, selections=()):
-    history = [{"wall_s": w, "val_loss": l, "train_samples_per_s": 100.0} for w, l in zip(walls, losses)]
+    history = [{"wall_s": w, "val_loss": l, "step_samples_per_s": 100.0} for w, l in zip(walls, losses)]
     return {"initial": {"val_loss": 10.0}, "history": history, "final": {"val_loss": losses[-1]},
             "time_s": {"total": total, "scoring": scoring}, "samples_seen": seen, "selections": list(selections)}
 

@@ -4,6 +4,7 @@ torchvision's decoders (libjpeg-turbo, libpng) are the fast path for data loadin
 a C++ source location, which we strip so that the user sees only what went wrong with their file.
 """
 
+import os
 import re
 import warnings
 from pathlib import Path
@@ -58,3 +59,20 @@ def decode_single_channel(path: Path | str, what: str) -> torch.Tensor:
             f"Re-export it with one channel; {SKIP_HINT}"
         )
     return image
+
+
+def list_images(folder: Path) -> dict[str, Path]:
+    """stem -> path for the image files directly in ``folder``. Two files with one stem (``a.png`` and
+    ``a.JPEG``) would make the pairing ambiguous, so they are an error."""
+    images: dict[str, Path] = {}
+    # os.scandir knows file types without a stat per file: it matters for folders of 10^5 images.
+    with os.scandir(folder) as entries:
+        files = sorted(Path(e.path) for e in entries if e.is_file())
+    for p in files:
+        if not is_image_file(p):
+            continue
+        if p.stem in images:
+            raise DataError(f"{images[p.stem]} and {p.name} share the stem '{p.stem}', so the sample is ambiguous; "
+                            "keep one of them")
+        images[p.stem] = p
+    return images

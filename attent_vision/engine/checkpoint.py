@@ -11,12 +11,13 @@ import tempfile
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from ..errors import CheckpointError
 from ..models.convert import read_checkpoint
 
 CHECKPOINT_RE = re.compile(r"^step_(\d{8})\.pt$")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the shared loop core (typed progress, teacher counters, 1-based epochs)
 
 
 def atomic_torch_save(obj, path: Path) -> None:
@@ -35,11 +36,14 @@ def atomic_torch_save(obj, path: Path) -> None:
         raise
 
 
+def save_weights(path: Path, model: torch.nn.Module, config: dict) -> None:
+    """A final weights file (``pretrained.pth``, ``finetuned.pth``): the model's weights and its config."""
+    atomic_torch_save({"model": model.state_dict(), "config": config}, path)
+
+
 def training_state(*, model, optimizer, scaler, progress: dict, cfg, device: torch.device, **extra) -> dict:
     """Everything a run resumes from: weights, optimiser and scaler state, progress, RNG states and the resolved
-    config (to refuse resuming with different settings). ``extra`` adds loop-specific entries (e.g. the teacher)."""
-    from omegaconf import OmegaConf
-
+    config (to refuse resuming with different settings). ``extra`` adds stage-specific entries (e.g. the teacher)."""
     return {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -92,4 +96,35 @@ class CheckpointManager:
                 f"{path} holds model weights only (no training state), so a run cannot resume from it; use it as "
                 "model.init_from instead"
             )
+        if state.get("format_version", 0) != FORMAT_VERSION:
+            raise CheckpointError(
+                f"{path} was written by another version of attent-vision (checkpoint format "
+                f"{state.get('format_version', 0)}, this version reads {FORMAT_VERSION}), so it cannot be resumed "
+                "exactly; start a new run folder (its weights still load as model.init_from or init_from)"
+            )
         return state
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in (d or {}).items():
+        key = f"{prefix}{k}"
+        out.update(_flatten(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+def config_differences(saved: dict, current: dict, keys: tuple[str, ...]) -> list[str]:
+    """The settings among ``keys`` (dotted keys or whole sections) that differ between a checkpoint's config and
+    the current one, as ``key: old -> new`` lines (sections are compared key by key)."""
+    diffs = []
+    saved, current = OmegaConf.create(saved), OmegaConf.create(current)
+    for section in keys:
+        a, b = OmegaConf.select(saved, section), OmegaConf.select(current, section)
+        a = OmegaConf.to_container(a) if OmegaConf.is_config(a) else a
+        b = OmegaConf.to_container(b) if OmegaConf.is_config(b) else b
+        if isinstance(a, dict) or isinstance(b, dict):
+            fa, fb = _flatten(a, section + "."), _flatten(b, section + ".")
+            diffs += [f"{k}: {fa.get(k)!r} -> {fb.get(k)!r}" for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
+        elif a != b:
+            diffs.append(f"{section}: {a!r} -> {b!r}")
+    return diffs

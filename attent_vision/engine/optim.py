@@ -1,4 +1,4 @@
-"""Optimiser and learning-rate schedule (timm's helpers), sized by the epoch plan."""
+"""Optimisers and the learning-rate schedule (timm's helpers), sized by the steps a run will take."""
 
 import torch
 import torch.nn as nn
@@ -29,15 +29,17 @@ def build_optimizer(model: nn.Module, cfg, global_batch: int, device: torch.devi
     )
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, min_lr: float):
-    """Per-step linear warm-up from 0, then cosine to ``min_lr`` exactly at the last planned step."""
+def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, min_lr: float,
+                    warmup_lr: float = 0.0):
+    """Per-step linear warm-up from ``warmup_lr``, then cosine to ``min_lr`` exactly at the last planned step (timm's
+    scheduler; it applies each parameter group's ``lr_scale``, which layer decay uses)."""
     warmup_steps = min(warmup_steps, max(total_steps - 1, 0))
     return CosineLRScheduler(
         optimizer,
         t_initial=max(total_steps - warmup_steps, 1),
         lr_min=min_lr,
         warmup_t=warmup_steps,
-        warmup_lr_init=0.0,
+        warmup_lr_init=warmup_lr,
         warmup_prefix=True,
         t_in_epochs=False,
     )

@@ -1,9 +1,47 @@
-"""results.json: the machine-readable record of a run, rewritten atomically after every epoch."""
+"""results.json: the machine-readable record of a run, one schema for both stages.
+
+The training stages write it (atomically, after every epoch and at the end); the report and the benchmarks read it
+(report.py's helpers), so every reader agrees on the keys.
+Metric names follow one convention in both stages: ``train_<name>`` for training statistics, ``val_<name>`` for
+evaluation metrics (``val_loss`` in pretraining; ``val_top1``, ``val_miou``, ``val_delta1`` ... in fine-tuning).
+"""
 
 import json
 import os
 import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+RUNNING, COMPLETED, INTERRUPTED, FAILED = "running", "completed", "interrupted", "failed"
+STATUSES = (RUNNING, COMPLETED, INTERRUPTED, FAILED)
+
+
+@dataclass
+class RunResults:
+    """The fields of every results.json; ``details`` holds the stage's own fields (written at the top level)."""
+
+    stage: str  # pretrain | finetune
+    status: str  # one of STATUSES
+    experiment: str
+    run_dir: str
+    setting: dict  # what the run was asked to do (method, model, data, seed, ranks, device, precision)
+    initial: dict  # val_* metrics at initialisation (pretraining)
+    final: dict  # val_* metrics of the last evaluation, train_* statistics of the last epoch
+    epochs: int  # planned epochs
+    epochs_completed: int
+    optimizer_steps: int
+    planned_optimizer_steps: int
+    samples_seen: int
+    bad_samples: int
+    bad_examples: list[str]
+    time_s: dict[str, float]  # wall time split by phase, with ``total``
+    history: list[dict]  # one entry per epoch
+    exit_code: int = 0
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        return {**record, **record.pop("details")}
 
 
 def write_json_atomic(data: dict, path: str | Path) -> None:
@@ -18,3 +56,4 @@ def write_json_atomic(data: dict, path: str | Path) -> None:
 def read_results(path: str | Path) -> dict:
     with open(path) as f:
         return json.load(f)
+

@@ -1,8 +1,9 @@
-"""Numerics and speed settings shared by the loops: precision, autocast, gradient scaling, compilation."""
+"""Numerics and speed settings shared by the loops: precision, autocast, gradient scaling, model wrapping."""
 
 from contextlib import nullcontext
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import ConfigError
 
@@ -35,3 +36,14 @@ def configure_backends(device: torch.device) -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
+
+
+def wrap_model(model: torch.nn.Module, device: torch.device, distributed: bool, compile: bool) -> torch.nn.Module:
+    """The module the training step calls: DDP under several ranks, then ``torch.compile`` when asked. The plain
+    ``model`` stays the one to checkpoint, evaluate and export."""
+    wrapped = model
+    if distributed:
+        wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if compile:
+        wrapped = torch.compile(wrapped)
+    return wrapped

@@ -38,3 +38,4 @@ class PhaseTimer:
 
     def snapshot(self) -> dict[str, float]:
         return {k: round(v, 3) for k, v in self.totals.items()}
+

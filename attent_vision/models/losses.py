@@ -46,10 +46,6 @@ class TaskLoss:
     per_sample: torch.Tensor
     valid: torch.Tensor
 
-    def batch_mean(self) -> torch.Tensor:
-        """Mean over valid samples (0 when none is valid)."""
-        return (self.per_sample * self.valid).sum() / self.valid.sum().clamp_min(1)
-
 
 class MultiMAELoss(nn.Module):
     """Masked losses of all output tasks: MSE (rgb, norm_rgb), L1 (depth), cross-entropy (semseg).

@@ -1,13 +1,24 @@
-"""AtteNT teaching core, model-agnostic: schedules, selection, the epoch plan, scores, sampler and teacher."""
+"""AtteNT teaching core, model-agnostic: it owns a whole selection round.
+
+    settings.py       the ratio/interval/selection/teaching config groups this package consumes
+    schedules.py      ratio and interval schedules (pure functions of the cycle index)
+    plan.py           the epoch plan: every epoch of the budget, full or subset, decided up front
+    strategies/       one file per selection strategy (none, random, hard, soft) behind one interface
+    selection.py      ``select``: the pure selection function of the public API
+    score_table.py    one score per sample and the step it was taken at
+    scoring_pass.py   a sharded no-grad scoring pass
+    teacher.py        the teacher: plan + scores + strategy -> each epoch's subset; LearnerAccess
+
+It imports nothing from the engine or the stages: a stage hands the teacher a :class:`LearnerAccess`.
+"""
 
 from .plan import EpochPlan, EpochSpec, build_plan
-from .sampler import EpochBatchSampler, step_shapes
 from .schedules import interval_schedule, ratio_schedule, subset_size
-from .scores import ScoreTable
+from .score_table import ScoreTable
 from .selection import build_strategy, select
-from .teacher import Teacher
+from .teacher import LearnerAccess, Teacher
 
 __all__ = [
-    "EpochPlan", "EpochSpec", "build_plan", "EpochBatchSampler", "step_shapes", "interval_schedule",
-    "ratio_schedule", "subset_size", "ScoreTable", "build_strategy", "select", "Teacher",
+    "EpochPlan", "EpochSpec", "build_plan", "interval_schedule", "ratio_schedule", "subset_size", "ScoreTable",
+    "build_strategy", "select", "LearnerAccess", "Teacher",
 ]

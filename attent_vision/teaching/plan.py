@@ -1,6 +1,6 @@
 """The epoch plan: every epoch of the budget decided up front.
 
-An epoch budget E counts every epoch that runs, full or subset (shared/reference/attent.md, "Epoch accounting"):
+An epoch budget E counts every epoch that runs, full or subset (docs/method.md, "The run, epoch by epoch"):
 one initial full epoch, then C cycles of L = (E - 1) // C epochs, each starting with min(interval_c, L) subset
 epochs (a selection before the first; with ``reselect_every_subset_epoch`` before each) and filling the rest with
 full epochs, then the (E - 1) % C leftover epochs as full epochs. Because the plan is known before training,
@@ -8,9 +8,10 @@ the learning-rate schedule spans exactly the optimizer steps that will run, and 
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from .schedules import interval_schedule, ratio_schedule, subset_size
+from .strategies import STRATEGIES
 
 FULL, SUBSET = "full", "subset"
 
@@ -64,9 +65,6 @@ class EpochPlan:
     def selections(self) -> list[EpochSpec]:
         return [e for e in self.epochs if e.select]
 
-    def to_dicts(self) -> list[dict]:
-        return [asdict(e) for e in self.epochs]
-
     def table(self, batch_size: int, scoring: bool) -> str:
         """A compact text table of the plan: one row per cycle (plus the full epochs around cycles)."""
         rows = [f"{'cycle':>5} {'epochs':>9} {'ratio':>6} {'subset':>7} {'interval':>8} {'selections':>10} {'steps':>7}"]
@@ -75,10 +73,10 @@ class EpochPlan:
             groups.setdefault(e.cycle if e.cycle >= 0 else -1 - (e.epoch > 0), []).append(e)
         for key in sorted(groups, key=lambda k: groups[k][0].epoch):
             es = groups[key]
-            label = str(key) if key >= 0 else "full"
+            label = str(key + 1) if key >= 0 else "full"
             subset = [e for e in es if e.kind == SUBSET]
             rows.append(
-                f"{label:>5} {es[0].epoch:>4}-{es[-1].epoch:<4} {(subset[0].ratio if subset else 1.0):>6.3f} "
+                f"{label:>5} {es[0].epoch + 1:>4}-{es[-1].epoch + 1:<4} {(subset[0].ratio if subset else 1.0):>6.3f} "
                 f"{(subset[0].size if subset else self.num_samples):>7} {len(subset):>8} "
                 f"{sum(e.select for e in es):>10} {sum(self.steps_in_epoch(e.epoch, batch_size) for e in es):>7}"
             )
@@ -105,10 +103,13 @@ def build_plan(
     max_interval: int = 10,
     reselect_every_subset_epoch: bool = False,
 ) -> EpochPlan:
-    """Plan ``epochs`` epochs over ``num_samples`` samples. ``strategy == 'none'`` plans full-data training."""
+    """Plan ``epochs`` epochs over ``num_samples`` samples with selection ``strategy`` (a name in STRATEGIES;
+    ``none`` plans full-data training)."""
     if num_samples < 1:
         raise ValueError("the training set is empty")
-    if strategy == "none":
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown selection strategy '{strategy}'; choose from {list(STRATEGIES)}")
+    if not STRATEGIES[strategy].trains_on_subsets:
         return EpochPlan(tuple(EpochSpec(e, FULL, -1, 1.0, num_samples, False) for e in range(epochs)), num_samples)
     if epochs < total_cycles + 1:
         raise ValueError(f"AtteNT needs epochs >= total_cycles + 1 = {total_cycles + 1}, got {epochs}")

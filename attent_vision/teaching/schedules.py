@@ -1,4 +1,4 @@
-"""Ratio and interval schedules: pure functions of the cycle index (reference: shared/reference/attent.md).
+"""Ratio and interval schedules: pure functions of the cycle index (the paper's formulas; docs/method.md).
 
 With progress p = c / (C - 1) for cycle c of C (p = 1 when C = 1):
     constant ratio:     r = r0

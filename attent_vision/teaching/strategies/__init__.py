@@ -2,13 +2,15 @@
 
 from .base import SelectionStrategy
 from .hard import HardSelection
+from .none import NoSelection
 from .random import RandomSelection
 from .soft import SoftSelection
 
 STRATEGIES: dict[str, type[SelectionStrategy]] = {
+    "none": NoSelection,
     "random": RandomSelection,
     "hard": HardSelection,
     "soft": SoftSelection,
 }
 
-__all__ = ["STRATEGIES", "SelectionStrategy", "HardSelection", "RandomSelection", "SoftSelection"]
+__all__ = ["STRATEGIES", "SelectionStrategy", "HardSelection", "NoSelection", "RandomSelection", "SoftSelection"]

@@ -1,0 +1,346 @@
+"""The training-loop core both stages share: run folder and ranks, loaders, model wrapping, the optimizer step,
+checkpoints with exact resume, preemption, timers, tracking and results.json.
+
+A stage (pretraining/trainer.py, finetuning/trainer.py) subclasses :class:`Trainer` and supplies what differs:
+the model and data (``setup``), the optimiser and schedule, which samples an epoch trains on (``epoch_pool``:
+the teacher's subset in pretraining), the loss of one micro-batch (``step_loss``), evaluation, and its own
+fields of results.json. Reading order: ``__init__`` -> ``run`` -> ``_run_epochs`` -> ``train_epoch`` -> ``finish``.
+"""
+
+import logging
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from tqdm import tqdm
+
+from ..errors import CheckpointError, ConfigError
+from .checkpoint import CheckpointManager, config_differences, restore_rng, training_state
+from .console import format_metrics, format_seconds
+from .distributed import DistEnv, all_reduce_sum, barrier, broadcast_object, init_distributed
+from .loaders import make_loader
+from .preemption import StopRequested
+from .results import COMPLETED, INTERRUPTED, RUNNING, RunResults, write_json_atomic
+from .runtime import configure_backends, grad_scaler, resolve_precision, wrap_model
+from .sampler import EpochBatchSampler, step_shapes
+from .stage import StageHooks
+from .timers import PhaseTimer
+from .tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+class Trainer(StageHooks):
+    """One training run of a stage, from its config into its run folder (resumed when the folder has checkpoints).
+    What the stage supplies is documented in engine/stage.py."""
+
+    def __init__(self, cfg, run_dir: str | Path, dist: DistEnv | None = None):
+        self.cfg = cfg
+        t = cfg.trainer
+        self.dist = dist or init_distributed(t.device)
+        # All ranks work in rank 0's run folder (torchrun starts one Hydra app per rank, each with its own folder).
+        self.run_dir = Path(broadcast_object(str(run_dir), self.dist))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.device = self.dist.device
+        configure_backends(self.device)
+        self.precision = resolve_precision(t.precision, self.device)
+        self.wall_start = time.perf_counter()
+        torch.manual_seed(t.seed)  # identical initial weights on every rank
+        self.setup()
+
+        ws = self.dist.world_size
+        self.global_batch = t.batch_size
+        if self.global_batch % ws:
+            raise ConfigError(f"trainer.batch_size={self.global_batch} (the global batch) must be divisible by the "
+                              f"{ws} ranks")
+        self.micro_batch = getattr(t, "micro_batch_size", None) or self.global_batch // ws
+        self.num_train = len(self.train_dataset)
+        self.sampler = EpochBatchSampler(num_samples=self.num_train, global_batch=self.global_batch,
+                                         micro_batch=self.micro_batch, seed=t.seed, rank=self.dist.rank,
+                                         world_size=ws, drop_last=self.drop_last)
+        self.train_loader = make_loader(self.train_dataset, self.sampler, cfg.data, self.device, t.seed)
+        self.total_steps = sum(self.steps_in_epoch(e) for e in range(self.num_epochs))
+        if self.total_steps == 0 and self.num_epochs:
+            raise ConfigError(f"trainer.batch_size={self.global_batch} exceeds the {self.num_train} training samples "
+                              "(only full batches are used); lower trainer.batch_size")
+        self.optimizer, self.scheduler = self.build_optimization()
+        self.scaler = grad_scaler(self.precision, self.device)
+        self.train_model = wrap_model(self.model, self.device, self.dist.distributed, t.compile)
+
+        self.ckpt = CheckpointManager(self.run_dir / "checkpoints", cfg.checkpoint.keep_last)
+        self.progress = self.progress_type()
+        self.timer = PhaseTimer(self.device)
+        self._resume()
+        self.steps_at_start = self.progress.global_step
+        self._saved_at = self.steps_at_start if self.steps_at_start else None  # resumed from this step's checkpoint
+        self._epoch_sums: torch.Tensor | None = None
+        if self.dist.is_main:
+            OmegaConf.save(cfg, self.run_dir / "config.yaml", resolve=True)
+        self.tracker = Tracker(cfg.logger, self.run_dir, OmegaConf.to_container(cfg, resolve=True), self.dist.is_main)
+        self.stop = StopRequested()
+
+    # --------------------------------------------------------------------------------------------- helpers
+    def steps_in_epoch(self, epoch: int) -> int:
+        return len(step_shapes(self.epoch_size(epoch), self.global_batch, self.dist.world_size, self.micro_batch,
+                               self.drop_last))
+
+    def wall(self) -> float:
+        return self.progress.wall_s + time.perf_counter() - self.wall_start
+
+    def _resume(self) -> None:
+        resume = self.cfg.checkpoint.resume
+        if resume == "never":
+            return
+        path = broadcast_object(self.ckpt.latest() if resume == "auto" else Path(resume), self.dist)
+        if path is None:
+            return
+        state = self.ckpt.load(path)
+        diffs = config_differences(state.get("config", {}), OmegaConf.to_container(self.cfg, resolve=True),
+                                   self.resume_must_match)
+        if diffs:
+            raise CheckpointError(f"{path} was written by a run with different settings ({'; '.join(diffs[:4])}); "
+                                  "resume it with the original settings, or start a new run folder (or set "
+                                  "checkpoint.resume=never)")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.progress = self.progress_type.from_state(state["progress"])
+        self.timer = PhaseTimer(self.device, self.progress.timers)
+        self.load_extra_state(state)
+        restore_rng(state, self.device)
+        log.info("resumed from %s at epoch %d step %d (global step %d)", path, self.progress.epoch + 1,
+                 self.progress.step_in_epoch, self.progress.global_step)
+
+    def save(self) -> None:
+        """Checkpoint the complete training state (rank 0 writes; all ranks wait). Saving twice at one step is a
+        no-op, so callers need not coordinate."""
+        p = self.progress
+        if self._saved_at == p.global_step:
+            return
+        self._saved_at = p.global_step
+        with self.timer.phase("checkpoint"):
+            p.epoch_sums = None
+            if p.step_in_epoch and self._epoch_sums is not None:  # mid-epoch: keep the loss so far
+                p.epoch_sums = all_reduce_sum(self._epoch_sums.clone(), self.dist).tolist()
+            extra = self.extra_state()  # on every rank: it may sum over ranks
+            if self.dist.is_main:
+                p.timers, wall = self.timer.snapshot(), p.wall_s
+                p.wall_s = self.wall()
+                state = training_state(model=self.model, optimizer=self.optimizer, scaler=self.scaler,
+                                       progress=p.to_state(), cfg=self.cfg, device=self.device, **extra)
+                p.wall_s = wall
+                self.ckpt.save(state, p.global_step)
+            barrier(self.dist)
+
+    def stop_requested(self, agree: bool = True) -> bool:
+        """Whether a signal or ``trainer.stop_after_steps`` asks to stop (after saving a checkpoint). Ranks may get
+        a signal at different moments, so under DDP they act on it together, at steps where ``agree`` is set (log
+        steps and epoch ends): agreeing every step would cost a cross-rank synchronisation per step."""
+        limit = self.cfg.trainer.stop_after_steps
+        if limit and self.progress.global_step - self.steps_at_start >= limit:
+            self.save()  # the same step on every rank: no agreement needed
+            return True
+        pending = self.stop.pending
+        if self.dist.distributed:
+            if not agree:
+                return False
+            flag = torch.tensor([float(pending or 0)], device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            pending = int(flag.item()) or None
+            self.stop.pending = pending
+        if pending is None:
+            return False
+        self.save()
+        return self.stop.act()
+
+    # ------------------------------------------------------------------------------------------------ the run
+    def run(self) -> dict:
+        if self.dist.is_main:
+            log.info("run folder: %s", self.run_dir)
+            for line in self.describe():
+                log.info(line)
+        self.stop.install()
+        try:
+            interrupted = self._run_epochs()
+        finally:
+            self.stop.restore()
+        return self.finish(interrupted)
+
+    def _run_epochs(self) -> bool:
+        cfg, t, p = self.cfg, self.cfg.trainer, self.progress
+        self.scheduler.step_update(p.global_step)
+        if p.global_step == 0 and not p.initial and (self.evaluate_at_start or self.num_epochs == 0):
+            p.initial = self.evaluate()  # the reference point for "the model learned something"
+            if p.initial and self.dist.is_main:
+                log.info("at initialisation: %s", format_metrics(p.initial))
+            if self.num_epochs == 0:  # evaluation only
+                self.after_epoch(-1, True, p.initial)
+                self.record_epoch(-1, {}, p.initial)
+        for epoch in range(p.epoch, self.num_epochs):
+            start_step = p.step_in_epoch
+            self.sampler.set_epoch(epoch, self.epoch_pool(epoch, resuming=start_step > 0), start_step)
+            train_before, wait_before = self.timer.totals["train"], self.timer.totals["data_wait"]
+            with self.timer.phase("train", sync=True):
+                stats = self.train_epoch(epoch, start_step)
+            # Data waiting happened inside the training phase: charge it to data only.
+            waited = self.timer.totals["data_wait"] - wait_before
+            self.timer.totals["train"] -= waited
+            if stats is None:
+                return True  # interrupted; the checkpoint is saved
+            trained = self.timer.totals["train"] - train_before
+            size = self.epoch_size(epoch)
+            if trained > 0:  # training-step throughput (compute only) and including data waiting
+                stats["step_samples_per_s"] = size / trained
+                stats["epoch_samples_per_s"] = size / (trained + waited)
+            p.epoch, p.step_in_epoch = epoch + 1, 0
+            last = epoch == self.num_epochs - 1
+            every = t.val_every_epochs
+            metrics = self.evaluate() if last or (every and (epoch + 1) % every == 0) else {}
+            self.after_epoch(epoch, last, metrics)
+            self.record_epoch(epoch, stats, metrics)
+            if last or (cfg.checkpoint.every_epochs and (epoch + 1) % cfg.checkpoint.every_epochs == 0):
+                self.save()
+            if self.stop_requested():
+                return True
+        return False
+
+    def train_epoch(self, epoch: int, start_step: int) -> dict | None:
+        """Run the optimizer steps of ``epoch`` from ``start_step``; None when stopped by a signal or a step limit."""
+        cfg, t, p = self.cfg, self.cfg.trainer, self.progress
+        shapes = self.sampler.shapes()
+        names = ["loss", *self.train_metric_names]
+        # Loss sums stay on the device; they are read only at log steps, so steps never wait for the host.
+        sums = torch.zeros(len(names) + 1, device=self.device, dtype=torch.float64)  # [weight, loss, *metrics]
+        if start_step and p.epoch_sums and self.dist.is_main:  # the (all-ranks) sums of the steps already done
+            sums += torch.tensor(p.epoch_sums, dtype=torch.float64, device=self.device)
+        self._epoch_sums = sums
+        bad: list[str] = []
+        self.model.train()
+        it = iter(self.train_loader)
+        bar = tqdm(total=len(shapes), initial=start_step, desc=f"epoch {epoch + 1}", leave=False, dynamic_ncols=True,
+                   disable=not (t.progress_bar and self.dist.is_main and sys.stderr.isatty()))
+        epoch_start, steps_run = time.perf_counter(), 0
+        for step in range(start_step, len(shapes)):
+            shape = shapes[step]
+            self.optimizer.zero_grad(set_to_none=True)
+            for micro in range(shape.micro_batches):
+                wait_start = time.perf_counter()
+                batch = next(it)
+                self.timer.add("data_wait", time.perf_counter() - wait_start)
+                bad += batch.get("bad", [])
+                if "index" not in batch:  # every sample of this micro-batch failed to load (skip_bad_samples)
+                    continue
+                accumulate = self.dist.distributed and micro < shape.micro_batches - 1
+                with self.train_model.no_sync() if accumulate else nullcontext():
+                    loss, row = self.step_loss(batch, shape)
+                    self.scaler.scale(loss).backward()
+                sums += row.detach().double()
+            if cfg.optim.clip_grad:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.clip_grad)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            p.global_step += 1
+            p.step_in_epoch = step + 1
+            p.samples_seen += shape.global_count
+            self.scheduler.step_update(p.global_step)
+            steps_run += 1
+            bar.update(1)
+            log_step = p.global_step % t.log_every_steps == 0
+            if log_step or step == len(shapes) - 1:
+                self._log_step(epoch, step, len(shapes), sums, names, epoch_start, steps_run, bar)
+            every = cfg.checkpoint.every_steps
+            if every and p.global_step % every == 0 and step < len(shapes) - 1:
+                self.save()
+            # At an epoch's last step the epoch-end check takes over (after validation and bookkeeping).
+            if step < len(shapes) - 1 and self.stop_requested(agree=log_step):
+                bar.close()
+                return None
+        bar.close()
+        all_reduce_sum(sums, self.dist)
+        if bad:
+            p.record_bad(bad)
+            log.warning("epoch %d: skipped %d samples that failed to load (first: %s)", epoch + 1, len(bad),
+                        " | ".join(bad[:3]))
+        means = (sums[1:] / sums[0].clamp_min(1)).tolist()
+        return {f"train_{name}": mean for name, mean in zip(names, means)}
+
+    def _log_step(self, epoch, step, steps, sums, names, epoch_start, steps_run, bar) -> None:
+        local = sums.detach().cpu()
+        means = dict(zip(names, (local[1:] / max(float(local[0]), 1.0)).tolist()))
+        elapsed = time.perf_counter() - epoch_start
+        rate = float(local[0]) * self.dist.world_size / max(elapsed, 1e-9)
+        eta = elapsed / max(steps_run, 1) * (self.total_steps - self.progress.global_step)
+        lr = max(g["lr"] for g in self.optimizer.param_groups)
+        if self.dist.is_main:
+            detail = " ".join(f"{n} {means[n]:.4f}" for n in names[1:])
+            label = self.epoch_label(epoch)
+            bar.set_postfix_str(f"loss {means['loss']:.4f}")
+            log.info("epoch %d/%d%s step %d/%d | loss %.4f%s | lr %.2e | %.0f samples/s | ETA %s", epoch + 1,
+                     self.num_epochs, f" [{label}]" if label else "", step + 1, steps, means["loss"],
+                     f" ({detail})" if detail else "", lr, rate, format_seconds(eta))
+        metrics = {f"train/{n}": v for n, v in means.items()}
+        metrics.update({"train/lr": lr, "train/samples_per_s": rate, "train/samples_seen": self.progress.samples_seen,
+                        "train/epoch": epoch + 1})
+        self.tracker.log(metrics, self.progress.global_step)
+
+    def record_epoch(self, epoch: int, stats: dict, metrics: dict) -> None:
+        p = self.progress
+        entry = {"epoch": epoch + 1, **self.epoch_record(epoch), "global_step": p.global_step,
+                 "samples_seen": p.samples_seen, "wall_s": round(self.wall(), 3), "time_s": self.timer.snapshot(),
+                 **{k: round(v, 6) for k, v in stats.items()}, **{k: round(v, 6) for k, v in metrics.items()}}
+        p.history.append(entry)
+        if self.dist.is_main:
+            log.info("epoch %d/%d done | %s%s | %d samples seen | %s elapsed", epoch + 1, self.num_epochs,
+                     f"train loss {stats['train_loss']:.4f} | " if stats else "",
+                     format_metrics(metrics) if metrics else "no evaluation", p.samples_seen,
+                     format_seconds(entry["wall_s"]))
+            self.tracker.log({f"val/{k[4:]}": v for k, v in metrics.items()} | {"time/wall_s": entry["wall_s"]},
+                             p.global_step)
+            write_json_atomic(self.results(RUNNING), self.run_dir / "results.json")
+
+    def results(self, status: str) -> dict:
+        p = self.progress
+        last_val = next((h for h in reversed(p.history) if any(k.startswith("val_") for k in h)), {})
+        last = p.history[-1] if p.history else {}
+        times = self.timer.snapshot()
+        wall = round(self.wall(), 3)
+        times["other"] = round(max(wall - sum(times.values()), 0.0), 3)
+        times["total"] = wall
+        record = RunResults(
+            stage=self.stage, status=status, experiment=self.cfg.experiment_name, run_dir=str(self.run_dir),
+            setting={**self.setting(), "seed": self.cfg.trainer.seed, "world_size": self.dist.world_size,
+                     "device": str(self.device), "precision": self.precision},
+            initial=p.initial,
+            final={k: v for k, v in last_val.items() if k.startswith("val_")}
+            | {k: v for k, v in last.items() if k.startswith("train_")},
+            epochs=self.num_epochs, epochs_completed=p.epoch, optimizer_steps=p.global_step,
+            planned_optimizer_steps=self.total_steps, samples_seen=p.samples_seen, bad_samples=p.bad_samples,
+            bad_examples=p.bad_examples, time_s=times, history=p.history,
+            exit_code=p.exit_code if status == INTERRUPTED else 0, details=self.result_details(),
+        )
+        return record.to_dict()
+
+    def finish(self, interrupted: bool) -> dict:
+        if interrupted:
+            status = INTERRUPTED
+            self.progress.exit_code = self.stop.exit_code
+            log.warning("stopped at epoch %d step %d; rerun the same command in this run folder to resume",
+                        self.progress.epoch + 1, self.progress.step_in_epoch)
+        else:
+            status = COMPLETED
+            if self.dist.is_main:
+                self.save_outputs()
+        results = self.results(status)
+        if self.dist.is_main:
+            write_json_atomic(results, self.run_dir / "results.json")
+            if status == COMPLETED:
+                tm = results["time_s"]
+                log.info("done: %s | %d steps, %d samples seen | %.1fs (train %.1fs, scoring %.1fs, data wait %.1fs, "
+                         "eval %.1fs)", format_metrics(results["final"]) or "no evaluation", results["optimizer_steps"],
+                         results["samples_seen"], tm["total"], tm["train"], tm["scoring"], tm["data_wait"], tm["eval"])
+        self.tracker.finish()
+        return results

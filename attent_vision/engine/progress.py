@@ -1,0 +1,46 @@
+"""Where a run is: the typed record that checkpoints save and resumed runs continue from."""
+
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass
+class Progress:
+    """Counters and records of a run, saved in every checkpoint (as a plain dict) and restored on resume.
+
+    ``epoch`` counts completed epochs; ``step_in_epoch`` the optimizer steps already done in the current one (both
+    0 at an epoch boundary), so a checkpoint taken mid-epoch resumes at the next step.
+    """
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    samples_seen: int = 0
+    wall_s: float = 0.0  # wall time of earlier invocations of this run (resumed runs add theirs)
+    bad_samples: int = 0  # samples that failed to load and were skipped (data.skip_bad_samples)
+    bad_examples: list[str] = field(default_factory=list)  # the first few of their messages
+    initial: dict = field(default_factory=dict)  # validation metrics at initialisation
+    history: list[dict] = field(default_factory=list)  # one entry per completed epoch
+    epoch_sums: list[float] | None = None  # the current epoch's training-loss sums (mid-epoch checkpoints)
+    timers: dict[str, float] = field(default_factory=dict)  # seconds per phase so far
+    exit_code: int = 0  # 128 + signal of the signal that stopped the run, else 0
+
+    def to_state(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Progress":
+        """Restore from a checkpoint; keys this version does not know are ignored, missing ones keep defaults."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in state.items() if k in known})
+
+    def record_bad(self, messages: list[str], keep: int = 5) -> None:
+        self.bad_samples += len(messages)
+        self.bad_examples = (self.bad_examples + messages)[:keep]
+
+
+@dataclass
+class FinetuneProgress(Progress):
+    """Fine-tuning adds the best epoch so far and the trivial baseline (computed once, on the first evaluation)."""
+
+    best: dict = field(default_factory=dict)
+    baseline: dict = field(default_factory=dict)

@@ -1,0 +1,72 @@
+"""What a training stage supplies to the loop core (engine/loop.py): the contract between them.
+
+A stage subclasses :class:`~attent_vision.engine.loop.Trainer`; ``setup`` must set ``self.model`` (on the
+device), ``self.train_dataset`` (items keyed by ``(index, epoch, weight)``, see engine/sampler.py) and
+``self.num_epochs``; ``build_optimization`` and ``step_loss`` are required; every other hook has a default.
+"""
+
+import torch
+
+from .progress import Progress
+from .sampler import StepShape
+
+
+class StageHooks:
+    stage = ""  # pretrain | finetune: results.json "stage"
+    resume_must_match: tuple[str, ...] = ()  # config keys a resumed run must share with its checkpoint
+    progress_type = Progress  # the typed progress record (a stage may extend it)
+    drop_last = False  # full global batches only (batch-mean losses); else a short last batch
+    evaluate_at_start = False  # evaluate before the first step (the reference point of "it learned")
+    train_metric_names: list[str] = []  # per-sample statistics ``step_loss`` sums after the objective
+
+    def setup(self) -> None:
+        raise NotImplementedError
+
+    def epoch_size(self, epoch: int) -> int:
+        """Samples trained on in ``epoch`` (the teacher's plan in pretraining)."""
+        return self.num_train
+
+    def build_optimization(self):
+        """(optimizer, scheduler with ``step_update``) for ``self.total_steps`` steps."""
+        raise NotImplementedError
+
+    def epoch_pool(self, epoch: int, resuming: bool) -> torch.Tensor | None:
+        """The samples of ``epoch`` (None = all); ``resuming``: continuing the epoch from a mid-epoch checkpoint."""
+        return None
+
+    def step_loss(self, batch: dict, shape: StepShape) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss to backpropagate, statistics row [weight sum, objective sum, *train_metric_names sums]), the sums
+        weighted by each sample's weight (0 for padding), so that row[1:] / row[0] are the batch means."""
+        raise NotImplementedError
+
+    def evaluate(self) -> dict[str, float]:
+        return {}
+
+    def epoch_label(self, epoch: int) -> str:
+        return ""
+
+    def after_epoch(self, epoch: int, last: bool, metrics: dict) -> None:
+        """Stage bookkeeping after an epoch's evaluation (figures, best epoch)."""
+
+    def extra_state(self) -> dict:
+        """Stage entries of a checkpoint; called on every rank (collectives allowed), written by rank 0."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def setting(self) -> dict:
+        return {}
+
+    def result_details(self) -> dict:
+        return {}
+
+    def save_outputs(self) -> None:
+        """Rank 0, at a completed run's end: the stage's final weights file."""
+
+    def describe(self) -> list[str]:
+        return []
+
+    def epoch_record(self, epoch: int) -> dict:
+        """Stage fields of an epoch's history entry (pretraining: cycle, ratio, subset size)."""
+        return {}

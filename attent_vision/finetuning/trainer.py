@@ -1,0 +1,192 @@
+"""The fine-tuning stage: a MultiViT with one task head, on top of the shared loop core (engine/loop.py).
+
+What this stage adds to the core: the task's datasets and transforms (data.py), the model from ``init_from``
+(model.py), layer-wise lr decay, mixup/cutmix (timm, seeded per step), the task loss (losses.py), whole-set
+metrics with the trivial baseline (evaluation.py), the best epoch by the task's main metric, and
+``finetuned.pth``. Batches are full (``drop_last``): the task losses are batch means.
+"""
+
+import logging
+import math
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from ..config.downstream_tasks import MAIN_METRIC
+from ..engine.checkpoint import save_weights
+from ..engine.distributed import DistEnv, all_reduce_sum
+from ..engine.loaders import make_loader, to_device
+from ..engine.console import format_metrics
+from ..engine.loop import Trainer
+from ..engine.optim import absolute_lr, build_scheduler
+from ..engine.progress import FinetuneProgress
+from ..engine.runtime import autocast
+from ..engine.sampler import ShardedBatches, StepShape
+from ..seeds import STREAM_MIXUP, derive_seed, seeded_global_rngs
+from .data import build_finetune_datasets
+from .evaluation import TrainStatistics, constant_prediction, make_metric, reduce_metric, update_metric
+from .losses import FinetuneLoss
+from .model import build_finetune_model
+
+log = logging.getLogger(__name__)
+
+
+class Finetuner(Trainer):
+    """Fine-tune (or resume) into a run folder; ``run()`` returns the results.json dict."""
+
+    stage = "finetune"
+    # Settings that decide what a run computes: resuming with other values would silently mix two runs.
+    resume_must_match = ("init_from", "task", "model", "data.name", "data.root", "data.synthetic", "optim",
+                         "trainer.epochs", "trainer.batch_size", "trainer.seed")
+    progress_type = FinetuneProgress
+    drop_last = True
+
+    def setup(self) -> None:
+        cfg, t = self.cfg, self.cfg.task
+        self.kind = t.kind
+        self.main_metric = f"val_{MAIN_METRIC[self.kind]}"
+        self.train_dataset, self.eval_set, self.num_classes = build_finetune_datasets(cfg)
+        self.model, self.init_record = build_finetune_model(cfg, self.num_classes)
+        self.model.to(self.device)
+        self.num_epochs = cfg.trainer.epochs
+        # Evaluation: each rank takes every ws-th sample, no padding or duplicates, so sums over ranks are exact.
+        eval_batches = ShardedBatches(torch.arange(len(self.eval_set)), cfg.trainer.eval_batch_size,
+                                      rank=self.dist.rank, world_size=self.dist.world_size)
+        self.eval_loader = make_loader(self.eval_set, eval_batches, cfg.data, self.device, cfg.trainer.seed)
+        self.mixup = self._mixup()
+        self.loss_fn = FinetuneLoss(self.kind, t.loss, t.label_smoothing, mixup=self.mixup is not None)
+        self.stats = TrainStatistics(self.kind, self.num_classes)
+
+    def _mixup(self):
+        mx = self.cfg.task.mixup
+        if self.kind != "cls" or (mx.mixup_alpha <= 0 and mx.cutmix_alpha <= 0):
+            return None
+        from timm.data import Mixup
+
+        return Mixup(mixup_alpha=mx.mixup_alpha, cutmix_alpha=mx.cutmix_alpha, prob=mx.prob,
+                     switch_prob=mx.switch_prob, mode=mx.mode, label_smoothing=self.cfg.task.label_smoothing,
+                     num_classes=self.num_classes)
+
+    def build_optimization(self):
+        """AdamW over timm's layer-decay groups: lr x decay^(distance from the head); no weight decay on biases,
+        norms and the global token (the MultiMAE/BEiT fine-tuning recipe). Per-step warm-up from ``warmup_lr``,
+        then cosine to ``min_lr``."""
+        from timm.optim import param_groups_layer_decay
+
+        o = self.cfg.optim
+        groups = param_groups_layer_decay(self.model, weight_decay=o.weight_decay, layer_decay=o.layer_decay,
+                                          no_weight_decay_list=list(self.model.no_weight_decay()))
+        kwargs = dict(lr=self.base_lr(), betas=tuple(o.betas), eps=o.eps)
+        if self.device.type == "cuda":
+            kwargs["fused"] = True
+        optimizer = torch.optim.AdamW(groups, **kwargs)
+        warmup = int(round(o.warmup_epochs * self.steps_in_epoch(0))) if self.num_epochs else 0
+        return optimizer, build_scheduler(optimizer, self.total_steps, warmup, o.min_lr, o.warmup_lr)
+
+    def base_lr(self) -> float:
+        return absolute_lr(self.cfg.optim.blr or 0.0, self.cfg.optim.lr, self.cfg.trainer.batch_size)
+
+    # ------------------------------------------------------------------------------------------- core hooks
+    def _output(self, model, batch: dict) -> torch.Tensor:
+        with autocast(self.precision, self.device):
+            out = model({d: batch[d] for d in self.cfg.task.in_domains})
+        return out[self.kind]
+
+    def step_loss(self, batch: dict, shape: StepShape) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = to_device(batch, self.device)
+        if self.sampler.epoch == 0:  # the baseline learns its constant from the first epoch's targets
+            self.stats.update(batch)
+        target = batch["target"]
+        if self.mixup is not None:  # timm's Mixup draws from NumPy's global RNG: seed it per step
+            with seeded_global_rngs(derive_seed(self.cfg.trainer.seed, STREAM_MIXUP, self.progress.global_step)):
+                batch["rgb"], target = self.mixup(batch["rgb"], target)
+        loss = self.loss_fn(self._output(self.train_model, batch), target, batch.get("valid"))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {self.progress.global_step + 1}; lower "
+                                     "optim.lr/blr or set optim.clip_grad")
+        count = loss.new_tensor(float(target.shape[0]))
+        return loss, torch.stack([count, loss.detach() * count])
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Metrics over the whole evaluation set (and, on the first evaluation, the trivial baseline's on the same
+        pixels, stored in ``progress.baseline``)."""
+        t, p = self.cfg.task, self.progress
+        self.model.eval()
+        metric = make_metric(self.kind, self.num_classes, t.depth_protocol)
+        constant = None
+        if not p.baseline:  # every rank's share of the first epoch's targets
+            self.stats.sums = all_reduce_sum(self.stats.sums.to(self.device), self.dist).cpu()
+            constant = self.stats.constant()
+        baseline = make_metric(self.kind, self.num_classes, t.depth_protocol) if constant is not None else None
+        with self.timer.phase("eval", sync=True):
+            for batch in self.eval_loader:
+                if "target" not in batch:
+                    continue
+                batch = to_device(batch, self.device)
+                output = self._output(self.model, batch).float()
+                update_metric(metric, self.kind, output, batch)
+                if baseline is not None:
+                    update_metric(baseline, self.kind, constant_prediction(self.kind, constant, output,
+                                                                           self.num_classes), batch)
+            result = {f"val_{k}": v for k, v in reduce_metric(metric, self.dist).items()}
+            if baseline is not None:
+                p.baseline = {f"val_{k}": v for k, v in reduce_metric(baseline, self.dist).items()}
+                p.baseline["constant"] = constant
+                if self.dist.is_main:
+                    log.info("trivial baseline (%s): %s", _baseline_name(self.kind), format_metrics(p.baseline))
+        self.model.train()
+        return result
+
+    def after_epoch(self, epoch: int, last: bool, metrics: dict) -> None:
+        best = self.progress.best
+        if metrics and (not best or _better(metrics[self.main_metric], best[self.main_metric])):
+            self.progress.best = dict(metrics, epoch=epoch + 1)
+
+    def extra_state(self) -> dict:
+        """The baseline's target statistics so far, summed over ranks (rank 0 keeps them on resume)."""
+        sums = self.stats.sums
+        if not self.progress.baseline:  # not yet summed over ranks by the first evaluation
+            sums = all_reduce_sum(sums.to(self.device).clone(), self.dist).cpu()
+        return {"train_stats": sums}
+
+    def load_extra_state(self, state: dict) -> None:
+        if self.dist.is_main:
+            self.stats.sums = state["train_stats"].double()
+
+    def setting(self) -> dict:
+        c = self.cfg
+        return {"task": c.task.name, "data": c.data.name, "image_size": c.model.image_size, "epochs": c.trainer.epochs,
+                "batch_size": c.trainer.batch_size, "lr": self.base_lr(), "layer_decay": c.optim.layer_decay,
+                "num_classes": self.num_classes, "in_domains": list(c.task.in_domains),
+                "depth_protocol": c.task.depth_protocol if self.kind == "depth" else None}
+
+    def result_details(self) -> dict:
+        p = self.progress
+        return {"task": self.cfg.task.name, "kind": self.kind, "main_metric": self.main_metric,
+                "init": self.init_record, "best": p.best, "baseline": p.baseline,
+                "num_train_samples": self.num_train, "num_eval_samples": len(self.eval_set)}
+
+    def save_outputs(self) -> None:
+        save_weights(self.run_dir / "finetuned.pth", self.model, OmegaConf.to_container(self.cfg, resolve=True))
+
+    def describe(self) -> list[str]:
+        c, tr = self.cfg, self.cfg.trainer
+        return [f"task {c.task.name} ({self.kind}) | model {self.init_record['model']}, image {c.model.image_size}, "
+                f"patch {self.init_record['patch_size']} | {tr.epochs} epochs x {self.steps_in_epoch(0)} steps, "
+                f"global batch {tr.batch_size}, lr {self.base_lr():.2e} (layer decay {c.optim.layer_decay:.2f}) | "
+                f"device {self.device}, precision {self.precision}"]
+
+
+def _better(a: float, b: float) -> bool:
+    return not math.isnan(a) and (math.isnan(b) or a > b)
+
+
+def _baseline_name(kind: str) -> str:
+    return "constant depth" if kind == "depth" else "majority class"
+
+
+def finetune(cfg, run_dir: str | Path, dist: DistEnv | None = None) -> dict:
+    """Fine-tune (or resume) into ``run_dir``; returns the results dict also written to results.json."""
+    return Finetuner(cfg, run_dir, dist).run()

@@ -1,0 +1,76 @@
+"""Build models, losses and dataset views from the config (the one place that maps config keys to objects)."""
+
+import logging
+from pathlib import Path
+
+from ..data.pretrain.embedded import SyntheticSettings, ensure_synthetic_dataset
+from ..data.pretrain.folder import MultiModalFolder
+from ..data.pretrain.views import PretrainView
+from ..errors import ConfigError
+from ..models import MultiMAELoss, create_model
+from ..models.convert import load_pretrained
+from ..models.domains import DOMAINS, data_modalities
+from ..seeds import STREAM_NOISY_SCORING
+
+log = logging.getLogger(__name__)
+
+
+def build_pretrain_model(cfg):
+    """The MultiMAE of ``cfg.model``, optionally initialised from ``cfg.model.init_from``."""
+    m = cfg.model
+    try:
+        model = create_model(
+            m.name, image_size=m.image_size, patch_size=m.patch_size, in_domains=list(m.in_domains),
+            out_domains=list(m.out_domains), num_encoded_tokens=m.num_encoded_tokens, alpha=m.alpha,
+            sample_tasks_uniformly=m.sample_tasks_uniformly, dim=m.dim, depth=m.depth, num_heads=m.num_heads,
+            decoder_dim=m.decoder_dim, decoder_depth=m.decoder_depth, decoder_heads=m.decoder_heads,
+            semseg_num_classes=m.semseg_num_classes, drop_path_rate=m.drop_path_rate,
+        )
+    except ValueError as e:
+        raise ConfigError(f"config group model: {e}") from None
+    if m.init_from:
+        report = load_pretrained(model, m.init_from)
+        log.info("initialised from %s: %s", m.init_from, report.summary())
+    return model
+
+
+def build_loss(cfg, model) -> MultiMAELoss:
+    m = cfg.model
+    return MultiMAELoss(
+        tasks={d: DOMAINS[d].mask_source for d in m.out_domains},
+        patch_size=m.patch_size,
+        strides={d: DOMAINS[d].stride_level for d in m.out_domains},
+        weights=dict(m.loss_weights),
+        loss_on_unmasked=m.loss_on_unmasked,
+    )
+
+
+def dataset_root(cfg) -> Path:
+    """The pretraining data root: ``data.root`` for folder datasets; for the synthetic default, the cache folder
+    (generated on first use; ``data.root`` then overrides the cache location)."""
+    d = cfg.data
+    if d.name == "synthetic":
+        settings = SyntheticSettings(**{k: d.synthetic[k] for k in d.synthetic}).for_model(cfg.model.image_size)
+        return ensure_synthetic_dataset(settings, d.root)
+    return Path(d.root).expanduser()
+
+
+def build_pretrain_views(cfg, model, root: Path) -> dict[str, PretrainView | None]:
+    """Views for training (augmented, masks by (seed, epoch, index)), scoring (deterministic view with fixed
+    masks, or the release's noisy view) and validation (deterministic, fixed masks)."""
+    d, m = cfg.data, cfg.model
+    modalities = data_modalities(list(m.in_domains), list(m.out_domains))
+    folder = lambda split: MultiModalFolder(  # noqa: E731
+        root, split, modalities, skip_bad_samples=d.skip_bad_samples, semseg_num_classes=m.semseg_num_classes
+    )
+    seed = cfg.trainer.seed
+    common = dict(image_size=m.image_size, seed=seed, mask_spec=model.mask_spec, crop_scale=tuple(d.crop_scale),
+                  crop_ratio=tuple(d.crop_ratio), hflip_prob=d.hflip_prob, semseg_stride=DOMAINS["semseg"].stride_level)
+    train_folder = folder(d.train_split)
+    views = {"train": PretrainView(train_folder, augment=True, **common)}
+    if cfg.teaching.scoring_view == "paper":
+        views["score"] = PretrainView(train_folder, augment=True, stream=STREAM_NOISY_SCORING, **common)
+    else:
+        views["score"] = PretrainView(train_folder, augment=False, **common)
+    views["val"] = PretrainView(folder(d.val_split), augment=False, **common) if d.val_split else None
+    return views

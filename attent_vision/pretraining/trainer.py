@@ -1,0 +1,241 @@
+"""The pretraining stage: MultiMAE on the teacher's plan, on top of the shared loop core (engine/loop.py).
+
+What this stage adds to the core: the MultiMAE model, its per-sample per-task losses and the dataset views
+(builders.py); the teacher, which decides each epoch's samples and scores them through a :class:`LearnerAccess`;
+the validation reconstruction loss with fixed masks; reconstruction figures; and ``pretrained.pth``.
+"""
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from ..data.skipping import collate_skipping_bad
+from ..engine.checkpoint import save_weights
+from ..engine.distributed import DistEnv, all_gather_cat, all_reduce_sum, barrier, broadcast_object
+from ..engine.loaders import make_loader, to_device
+from ..engine.loop import Trainer
+from ..engine.optim import absolute_lr, build_optimizer, build_scheduler
+from ..engine.runtime import autocast
+from ..engine.sampler import ShardedBatches, StepShape
+from ..teaching import LearnerAccess, Teacher
+from ..teaching.plan import SUBSET
+from .builders import build_loss, build_pretrain_model, build_pretrain_views, dataset_root
+from .visualize import save_reconstructions
+
+log = logging.getLogger(__name__)
+
+MODALITIES = ("rgb", "depth", "semseg")
+
+
+class Pretrainer(Trainer):
+    """Pretrain (or resume) a MultiMAE into a run folder; ``run()`` returns the results.json dict."""
+
+    stage = "pretrain"
+    # Settings that decide what a run computes: resuming with other values would silently mix two runs.
+    resume_must_match = ("model", "data.name", "data.root", "data.train_split", "data.synthetic", "optim", "ratio",
+                         "interval", "selection", "teaching", "trainer.epochs", "trainer.batch_size", "trainer.seed")
+    evaluate_at_start = True
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.model = build_pretrain_model(cfg).to(self.device)
+        self.loss_fn = build_loss(cfg, self.model)
+        self.train_metric_names = list(self.loss_fn.tasks)
+        root = dataset_root(cfg) if self.dist.is_main else None
+        barrier(self.dist)  # rank 0 may have generated the synthetic data
+        root = broadcast_object(root, self.dist) or dataset_root(cfg)
+        self.views = build_pretrain_views(cfg, self.model, root)
+        self.train_dataset = self.views["train"]
+        access = LearnerAccess(score_batches=self._score_batches, per_sample_loss=self._per_sample_loss,
+                               gather=self._gather, inference=self._scoring, synchronize=self._synchronize)
+        self.teacher = Teacher.from_settings(
+            num_samples=len(self.train_dataset), epochs=cfg.trainer.epochs, ratio=cfg.ratio, interval=cfg.interval,
+            selection=cfg.selection, teaching=cfg.teaching, seed=cfg.trainer.seed, device=self.device, access=access)
+        self.plan = self.teacher.plan
+        self.num_epochs = len(self.plan.epochs)
+        self.score_loader = None  # built on the first scoring pass (strategies without scores never need it)
+        val, max_val = self.views["val"], cfg.data.max_val_samples
+        self.val_loader = None
+        if val:
+            count = len(val) if max_val is None else min(len(val), max_val)
+            self.val_loader = self._pass_loader(val, torch.arange(count))
+
+    def epoch_size(self, epoch: int) -> int:
+        return self.plan.epochs[epoch].size
+
+    def build_optimization(self):
+        o = self.cfg.optim
+        optimizer = build_optimizer(self.model, o, self.global_batch, self.device)
+        warmup = self.plan.warmup_steps(o.warmup_epochs, self.global_batch)
+        return optimizer, build_scheduler(optimizer, self.total_steps, warmup, o.min_lr)
+
+    # ------------------------------------------------------------------------------------ the learner, for passes
+    def _pass_loader(self, view, indices: torch.Tensor):
+        """A loader for no-grad passes over ``indices`` of ``view``, sharded across ranks, built once and reused
+        (its workers persist between passes)."""
+        bs = self.cfg.teaching.scoring_batch_size or self.cfg.trainer.eval_batch_size
+        sampler = ShardedBatches(indices, bs, rank=self.dist.rank, world_size=self.dist.world_size)
+        return make_loader(view, sampler, self.cfg.data, self.device, self.cfg.trainer.seed)
+
+    def _score_batches(self, indices: torch.Tensor, epoch: int):
+        if self.score_loader is None:
+            self.score_loader = self._pass_loader(self.views["score"], indices)
+        # The epoch selects the noisy view's random stream (scoring_view=paper); the deterministic view ignores it.
+        self.score_loader.batch_sampler.set_pass(indices, epoch)
+        return self.score_loader
+
+    def _per_sample_loss(self, batch: dict) -> torch.Tensor:
+        return self._forward(self.model, batch)[3]
+
+    def _gather(self, x: torch.Tensor) -> torch.Tensor:
+        return all_gather_cat(x, self.dist)
+
+    @contextmanager
+    def _inference(self):
+        self.model.eval()
+        try:
+            yield
+        finally:
+            self.model.train()
+
+    @contextmanager
+    def _scoring(self):
+        """A scoring pass: evaluation mode, its time charged to the ``scoring`` phase."""
+        with self.timer.phase("scoring", sync=True), self._inference():
+            yield
+
+    def _synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _forward(self, model, batch: dict):
+        """Model and losses for one batch: returns (preds, masks, task losses, per-sample objective B)."""
+        inputs = to_device(batch, self.device, MODALITIES)
+        with autocast(self.precision, self.device):
+            preds, masks = model(inputs, task_masks=batch["masks"])
+        losses = self.loss_fn(preds, inputs, masks)
+        return preds, masks, losses, self.loss_fn.objective(losses)
+
+    # ------------------------------------------------------------------------------------------- core hooks
+    def epoch_pool(self, epoch: int, resuming: bool) -> torch.Tensor | None:
+        subset = self.teacher.subset_for_epoch(self.plan.epochs[epoch], self.progress.global_step, resuming)
+        record = self.teacher.last_selection
+        if record is not None:
+            if self.dist.is_main:
+                log.info(self.teacher.describe(record))
+            metrics = {"teach/ratio": record["ratio"], "teach/subset_size": record["size"],
+                       "teach/interval": record["interval"], "teach/cycle": record["cycle"],
+                       "time/scoring_s": self.timer.totals["scoring"]}
+            metrics.update({f"teach/score_{k}": v for k, v in record.get("scores", {}).items()})
+            self.tracker.log(metrics, self.progress.global_step)
+            if record.get("scores", {}).get("scored"):
+                self.tracker.histogram("teach/scores", self.teacher.finite_scores().numpy(), self.progress.global_step)
+        return subset
+
+    def step_loss(self, batch: dict, shape: StepShape) -> tuple[torch.Tensor, torch.Tensor]:
+        _, _, losses, per_sample = self._forward(self.train_model, batch)
+        weights = batch["weight"].to(self.device, torch.float32)
+        # Normalised by the global sample count (x ranks, since DDP averages over ranks), so the gradient is the
+        # full batch mean whatever the number of ranks and micro-batches.
+        loss = (per_sample * weights).sum() * (self.dist.world_size / shape.global_count)
+        self.teacher.observe(batch["index"], per_sample, weights, self.progress.global_step)
+        with torch.no_grad():
+            tasks = [(losses[t].per_sample * losses[t].valid * weights).sum() for t in self.train_metric_names]
+            row = torch.stack([weights.sum(), (per_sample * weights).sum(), *tasks])
+        return loss, row
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Validation reconstruction loss: mean per-sample objective and per-task means, fixed masks and view."""
+        if self.val_loader is None:
+            return {}
+        tasks = self.train_metric_names
+        sums = torch.zeros(2 + 2 * len(tasks), device=self.device, dtype=torch.float64)
+        with self.timer.phase("eval", sync=True), self._inference():
+            for batch in self.val_loader:
+                if "index" not in batch:
+                    continue
+                _, _, losses, per_sample = self._forward(self.model, batch)
+                sums[0] += per_sample.sum()
+                sums[1] += per_sample.numel()
+                for i, task in enumerate(tasks):
+                    sums[2 + 2 * i] += (losses[task].per_sample * losses[task].valid).sum()
+                    sums[3 + 2 * i] += losses[task].valid.sum()
+            all_reduce_sum(sums, self.dist)
+        out = {"val_loss": float(sums[0] / sums[1].clamp_min(1))}
+        for i, task in enumerate(tasks):
+            out[f"val_{task}"] = float(sums[2 + 2 * i] / sums[3 + 2 * i].clamp_min(1))
+        return out
+
+    @torch.no_grad()
+    def visualize(self, name: str) -> Path | None:
+        view = self.views["val"] or self.views["score"]
+        if not self.dist.is_main or self.cfg.trainer.num_vis_samples <= 0:
+            return None
+        with self.timer.phase("eval"), self._inference():
+            batch = collate_skipping_bad([view[i] for i in range(min(self.cfg.trainer.num_vis_samples, len(view)))])
+            if "index" not in batch:
+                return None
+            preds, masks, _, _ = self._forward(self.model, batch)
+            inputs = to_device(batch, self.device, MODALITIES)
+            return save_reconstructions(inputs, preds, masks, self.run_dir / "reconstructions" / f"{name}.png")
+
+    def after_epoch(self, epoch: int, last: bool, metrics: dict) -> None:
+        every = self.cfg.trainer.vis_every_epochs
+        if every and (epoch + 1) % every == 0 and not last:
+            self.visualize(f"epoch_{epoch + 1:04d}")
+
+    def epoch_label(self, epoch: int) -> str:
+        spec = self.plan.epochs[epoch]
+        return f"subset {spec.ratio:.2f}" if spec.kind == SUBSET else "full"
+
+    def epoch_record(self, epoch: int) -> dict:
+        spec = self.plan.epochs[epoch] if epoch >= 0 else None
+        if spec is None:
+            return {}
+        return {"kind": spec.kind, "cycle": spec.cycle + 1 if spec.cycle >= 0 else None, "ratio": spec.ratio,
+                "samples": spec.size, "steps": self.steps_in_epoch(epoch),
+                "samples_scored": self.teacher.samples_scored}
+
+    def extra_state(self) -> dict:
+        self.teacher.merge_rank_tables()  # every rank's training-step scores into the checkpoint
+        return {"teacher": self.teacher.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.teacher.load_state_dict(state["teacher"])
+
+    def setting(self) -> dict:
+        c = self.cfg
+        return {"ratio": c.ratio.schedule, "interval": c.interval.schedule, "selection": c.selection.strategy,
+                "temperature": c.selection.temperature, "normalization": c.selection.normalization,
+                "total_cycles": c.teaching.total_cycles, "scoring_view": c.teaching.scoring_view,
+                "score_source": c.teaching.score_source, "model": c.model.name, "data": c.data.name}
+
+    def result_details(self) -> dict:
+        return {"samples_scored": self.teacher.samples_scored, "scoring_passes": self.teacher.scoring_passes,
+                "num_train_samples": self.num_train, "work_fraction_planned": round(self.plan.work_fraction, 6),
+                "skipped_at_scan": len(self.train_dataset.folder.skipped), "selections": self.teacher.history}
+
+    def save_outputs(self) -> None:
+        path = self.visualize("final")
+        if path:
+            self.tracker.image("reconstructions", path, self.progress.global_step)
+        save_weights(self.run_dir / "pretrained.pth", self.model, OmegaConf.to_container(self.cfg.model, resolve=True))
+
+    def describe(self) -> list[str]:
+        c = self.cfg
+        return [
+            f"device {self.device}, precision {self.precision}, {self.dist.world_size} rank(s), global batch "
+            f"{self.global_batch} (micro-batch {self.micro_batch}), lr "
+            f"{absolute_lr(c.optim.blr, c.optim.lr, self.global_batch):.2e}",
+            f"plan ({c.selection.strategy} selection, {c.ratio.schedule} ratio, {c.interval.schedule} interval, "
+            f"{self.num_train} samples):\n{self.teacher.plan_table(self.global_batch)}",
+        ]
+
+
+def pretrain(cfg, run_dir: str | Path, dist: DistEnv | None = None) -> dict:
+    """Run (or resume) pretraining into ``run_dir``; returns the results dict also written to results.json."""
+    return Pretrainer(cfg, run_dir, dist).run()

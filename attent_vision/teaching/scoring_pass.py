@@ -1,0 +1,34 @@
+"""The scoring pass: one no-grad sweep that gives samples a fresh score, sharded across ranks and gathered."""
+
+from typing import Callable, Iterable
+
+import torch
+
+Gather = Callable[[torch.Tensor], torch.Tensor]
+
+
+@torch.no_grad()
+def run_scoring_pass(batches: Iterable[dict], per_sample_fn: Callable[[dict], torch.Tensor], expected: torch.Tensor,
+                     gather: Gather, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Score this rank's share of the ``expected`` samples and gather every rank's scores.
+
+    batches: this rank's batches, dicts holding 'index' (B long) and optionally 'bad_index' (samples that failed to
+    load and were skipped; they score -inf, which keeps them out of selections); per_sample_fn(batch) -> B scores;
+    gather: concatenates a 1-D tensor across ranks (the identity in one process). Returns (indices M, scores M)
+    on every rank, M = len(expected) (distinct indices), after checking that each was scored exactly once.
+    """
+    indices, values = [], []
+    for batch in batches:
+        if batch.get("index") is not None and len(batch["index"]):
+            values.append(per_sample_fn(batch).float().to(device))
+            indices.append(batch["index"].to(device))
+        if batch.get("bad_index"):
+            indices.append(torch.tensor(batch["bad_index"], device=device))
+            values.append(torch.full((len(batch["bad_index"]),), float("-inf"), device=device))
+    local_idx = torch.cat(indices) if indices else torch.empty(0, dtype=torch.long, device=device)
+    local_val = torch.cat(values) if values else torch.empty(0, device=device)
+    all_idx, all_val = gather(local_idx), gather(local_val)
+    if not torch.equal(all_idx.sort().values, expected.to(all_idx.device).sort().values):
+        raise RuntimeError(f"the scoring pass returned {all_idx.numel()} scores for {expected.numel()} samples, not one "
+                           "per sample asked for; the scoring sampler is inconsistent")
+    return all_idx, all_val

@@ -1,0 +1,38 @@
+"""The settings of the teaching core: the ``ratio``, ``interval``, ``selection`` and ``teaching`` config groups.
+
+They are plain dataclasses, defined here because this package is what consumes them (config/pretrain.py composes
+them into the pretraining schema; conf/ratio/, conf/interval/, conf/selection/ hold the named choices).
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass
+class RatioConfig:
+    schedule: str = "incremental"  # constant | cosine | incremental: fraction of the data per cycle
+    initial_ratio: float = 0.2  # ratio of the first cycle
+    final_ratio: float = 0.8  # ratio of the last cycle
+
+
+@dataclass
+class IntervalConfig:
+    schedule: str = "incremental"  # fixed | incremental: subset epochs at the start of each cycle
+    initial_interval: int = 5  # subset epochs in the first cycle
+    max_interval: int = 10  # subset epochs in the last cycle (incremental)
+
+
+@dataclass
+class SelectionConfig:
+    strategy: str = "soft"  # none (full data) | random | hard | soft
+    temperature: float = 1.0  # soft: > 0; small -> hard top-k, large -> uniform
+    normalization: str = "softmax"  # soft: softmax | sigmoid | zscore | rank
+    reselect_every_subset_epoch: bool = True  # re-score and re-select before every subset epoch (release: soft)
+
+
+@dataclass
+class TeachingConfig:
+    total_cycles: int = 10  # select-then-train cycles
+    scoring_view: str = "deterministic"  # deterministic | paper (the release's augmented, noisy scoring view)
+    score_source: str = "pass"  # pass (score before selecting) | training (reuse training-step losses)
+    scoring_batch_size: Optional[int] = None  # batch size of scoring passes (None = the evaluation batch size)
