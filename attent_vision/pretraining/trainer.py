@@ -193,9 +193,7 @@ class Pretrainer(Trainer):
         return f"subset {spec.ratio:.2f}" if spec.kind == SUBSET else "full"
 
     def epoch_record(self, epoch: int) -> dict:
-        spec = self.plan.epochs[epoch] if epoch >= 0 else None
-        if spec is None:
-            return {}
+        spec = self.plan.epochs[epoch]
         return {"kind": spec.kind, "cycle": spec.cycle + 1 if spec.cycle >= 0 else None, "ratio": spec.ratio,
                 "samples": spec.size, "steps": self.steps_in_epoch(epoch),
                 "samples_scored": self.teacher.samples_scored}
