@@ -41,7 +41,8 @@ class RunResults:
 
     def to_dict(self) -> dict:
         record = asdict(self)
-        return {**record, **record.pop("details")}
+        details = record.pop("details")
+        return {**record, **details}
 
 
 def write_json_atomic(data: dict, path: str | Path) -> None:

@@ -11,7 +11,7 @@ them exactly. Nothing here imports the engine: the stage adapts the learner to :
 
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, ContextManager, Iterable
 
 import torch
@@ -37,7 +37,7 @@ class LearnerAccess:
     per_sample_loss: Callable[[dict], torch.Tensor]  # batch -> B per-sample objective (called under no_grad)
     gather: Callable[[torch.Tensor], torch.Tensor] = _identity  # concatenate a 1-D tensor across ranks, rank order
     inference: Callable[[], ContextManager] = nullcontext  # around each pass: evaluation mode (and the stage's timer)
-    synchronize: Callable[[], None] = field(default=lambda: None)  # wait for the device (honest timing)
+    synchronize: Callable[[], None] = lambda: None  # wait for the device (honest timing)
 
 
 class Teacher:
