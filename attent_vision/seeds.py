@@ -18,12 +18,13 @@ import torch
 # Pretraining views (data/pretrain/views.py): crops, flips and token masks per (epoch, sample).
 STREAM_TRAIN = 0  # training augmentation and masks
 STREAM_FIXED = 1  # the deterministic view's fixed masks (validation, scoring)
-STREAM_NOISY_SCORING = 2  # the release's noisy scoring view (teaching.scoring_view=paper)
+STREAM_NOISY_SCORING = 2  # scoring under the training distribution (scoring_view=paper; refreshes of free scores)
 # 3 is unused (kept so that the ids above and below keep their meaning).
 STREAM_ORDER = 4  # each epoch's sample order (engine/sampler.py)
 STREAM_SELECT = 5  # each selection's generator (teaching/teacher.py)
 STREAM_FINETUNE_AUGMENT = 6  # fine-tuning augmentation per (epoch, sample)
 STREAM_MIXUP = 7  # fine-tuning mixup/cutmix per optimizer step
+STREAM_REFRESH = 8  # tie-breaking among equally stale scores before a refresh (teaching/refresh.py)
 
 
 def derive_seed(*parts: int) -> int:

@@ -93,6 +93,11 @@ def test_unknown_keys_fail_naming_the_key(override):
         ("model.in_domains=[rgb,normals]", "model"),
         ("data=folder", "data.root"),
         ("trainer.precision=fp8", "trainer.precision"),
+        ("teaching.score_source=free", "teaching.score_source"),
+        ("teaching.refresh_fraction=0", "teaching.refresh_fraction"),
+        ("teaching.refresh_fraction=1.5", "teaching.refresh_fraction"),
+        ("teaching.max_scoring_fraction=0", "teaching.max_scoring_fraction"),
+        ("teaching.max_scoring_fraction=2", "teaching.max_scoring_fraction"),
     ],
 )
 def test_out_of_range_values_fail_naming_the_key(override, key):

@@ -88,8 +88,25 @@ def test_resuming_a_two_rank_checkpoint_continues_correctly(tmp_path, single_and
     assert close_weights(weights(single_dir), weights(run_dir))
 
 
-def test_training_score_source_merges_rank_tables(tmp_path):
-    ranks, _ = launch(tmp_path, "train_scores", ["trainer.micro_batch_size=8", "teaching.score_source=training",
-                                                  "selection=hard"], 2)
-    assert ranks[0]["subsets"] == ranks[1]["subsets"]
-    assert all(len(r["scored"]) == 0 for r in ranks)  # no scoring pass at all
+def test_free_scores_with_refresh_select_the_same_on_both_ranks_as_one_process(tmp_path):
+    """Training-step scores are recorded per rank and merged before each selection; the refresh of the stalest
+    is sharded. (Cost cap off: its decisions depend on measured time.)"""
+    free = ["teaching.score_source=training", "teaching.max_scoring_fraction=null", "selection=hard"]
+    (single,), _ = launch(tmp_path, "free_single", free, 1)
+    ranks, _ = launch(tmp_path, "free_ddp", ["trainer.micro_batch_size=8", *free], 2)
+    assert ranks[0]["subsets"] == ranks[1]["subsets"] == single["subsets"]
+    assert ranks[0]["history"] and [r["status"] for r in ranks] == ["completed"] * 2
+    together = ranks[0]["scored"] + ranks[1]["scored"]
+    assert len(together) == len(single["scored"]) == 2 * 10  # two selections (hard), ceil(0.1 x 96) each
+    assert sorted(together) == sorted(single["scored"])  # the same stalest samples, each scored once
+
+
+def test_the_scoring_cap_decides_the_same_on_both_ranks(tmp_path):
+    """A cap of 1e-9 of the wall time skips every refresh whatever the timings: both ranks must agree, and still
+    select (from the free training-step scores alone)."""
+    capped = ["teaching.score_source=training", "teaching.max_scoring_fraction=1e-9", "selection=hard"]
+    ranks, run_dir = launch(tmp_path, "capped", ["trainer.micro_batch_size=8", *capped], 2)
+    assert ranks[0]["subsets"] == ranks[1]["subsets"] and any(s for s in ranks[0]["subsets"].values())
+    assert ranks[0]["scored"] == ranks[1]["scored"] == []
+    results = json.loads((run_dir / "results.json").read_text())
+    assert [s["refresh_decision"] for s in results["selections"]] == ["skipped by cap"] * 2

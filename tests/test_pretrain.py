@@ -61,20 +61,28 @@ def test_same_seed_same_subsets_and_weights(tmp_path):
     assert any(not torch.equal(wa[k], final_weights(dir_c)[k]) for k in wa)
 
 
-@pytest.mark.parametrize("stop_after", [7, 6])
-def test_run_stopped_mid_cycle_and_resumed_is_bit_identical(tmp_path, stop_after):
+# Free scores + refresh: the teacher's state carries every score's age; the cost cap is off because its decisions
+# depend on measured time (docs/method.md).
+FREE_SCORES = ["teaching.score_source=training", "teaching.max_scoring_fraction=null", "teaching.refresh_fraction=0.3"]
+
+
+@pytest.mark.parametrize("stop_after,scores", [(7, []), (6, []), (7, FREE_SCORES)], ids=["mid", "boundary", "free"])
+def test_run_stopped_mid_cycle_and_resumed_is_bit_identical(tmp_path, stop_after, scores):
     """Smoke plan: epoch 0 full (6 steps), epoch 1 a subset epoch (2 steps), ... Stopping after 7 steps leaves the
     run in the middle of the subset epoch; after 6 it stops at the epoch boundary just before a selection."""
-    reference, ref_dir = run(tmp_path, "reference", [])
-    stopped, run_dir = run(tmp_path, "resumed", [f"trainer.stop_after_steps={stop_after}"])
+    reference, ref_dir = run(tmp_path, "reference", scores)
+    stopped, run_dir = run(tmp_path, "resumed", [f"trainer.stop_after_steps={stop_after}", *scores])
     assert stopped["status"] == "interrupted" and stopped["optimizer_steps"] == stop_after
-    resumed, _ = run(tmp_path, "resumed", [])
+    resumed, _ = run(tmp_path, "resumed", scores)
     assert resumed["status"] == "completed"
     assert resumed["optimizer_steps"] == reference["optimizer_steps"]
     assert selections(resumed) == selections(reference)
     ref_w, res_w = final_weights(ref_dir), final_weights(run_dir)
     assert all(torch.equal(ref_w[k], res_w[k]) for k in ref_w)
     assert resumed["final"]["val_loss"] == reference["final"]["val_loss"]
+    if scores:  # the refreshes happened, uncapped, and their ages are part of what matched
+        assert [(s["samples_scored"], s["refresh_decision"]) for s in resumed["selections"]] == [(29, "uncapped")] * 3
+        assert "score_age_mean" in resumed["selections"][0]
 
 
 def test_resume_refuses_a_run_folder_with_different_settings(tmp_path):

@@ -171,6 +171,10 @@ def validate_teaching_config(cfg: DictConfig) -> None:
     require(t.total_cycles >= 1, "teaching.total_cycles", t.total_cycles, "must be >= 1")
     require(t.scoring_batch_size is None or t.scoring_batch_size >= 1, "teaching.scoring_batch_size",
             t.scoring_batch_size, "must be >= 1 or null")
+    require(0 < t.refresh_fraction <= 1, "teaching.refresh_fraction", t.refresh_fraction,
+            "must be in (0, 1] (the share of samples re-scored before each selection with score_source=training)")
+    require(t.max_scoring_fraction is None or 0 < t.max_scoring_fraction <= 1, "teaching.max_scoring_fraction",
+            t.max_scoring_fraction, "must be in (0, 1] or null (no cap)")
     if STRATEGIES[s.strategy].trains_on_subsets:
         require(cfg.trainer.epochs >= t.total_cycles + 1, "trainer.epochs", cfg.trainer.epochs,
                  f"AtteNT needs at least teaching.total_cycles + 1 = {t.total_cycles + 1} epochs (one full epoch, then "

@@ -56,8 +56,11 @@ def dataset_root(cfg) -> Path:
 
 
 def build_pretrain_views(cfg, model, root: Path) -> dict[str, PretrainView | None]:
-    """Views for training (augmented, masks by (seed, epoch, index)), scoring (deterministic view with fixed
-    masks, or the release's noisy view) and validation (deterministic, fixed masks)."""
+    """Views for training (augmented, masks by (seed, epoch, index)), scoring and validation (deterministic,
+    fixed masks). Scoring uses the deterministic view with fixed masks, except with ``scoring_view=paper`` (the
+    release's noisy view) and with ``score_source=training``: a refresh must give scores comparable with the
+    training-step scores beside which they are ranked, so it draws crops, flips and masks from the training
+    distribution (its own random stream: other draws, the same distribution)."""
     d, m = cfg.data, cfg.model
     modalities = data_modalities(list(m.in_domains), list(m.out_domains))
     folder = lambda split: MultiModalFolder(  # noqa: E731
@@ -68,7 +71,7 @@ def build_pretrain_views(cfg, model, root: Path) -> dict[str, PretrainView | Non
                   crop_ratio=tuple(d.crop_ratio), hflip_prob=d.hflip_prob, semseg_stride=DOMAINS["semseg"].stride_level)
     train_folder = folder(d.train_split)
     views = {"train": PretrainView(train_folder, augment=True, **common)}
-    if cfg.teaching.scoring_view == "paper":
+    if cfg.teaching.scoring_view == "paper" or cfg.teaching.score_source == "training":
         views["score"] = PretrainView(train_folder, augment=True, stream=STREAM_NOISY_SCORING, **common)
     else:
         views["score"] = PretrainView(train_folder, augment=False, **common)

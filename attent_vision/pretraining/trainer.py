@@ -50,7 +50,8 @@ class Pretrainer(Trainer):
         self.views = build_pretrain_views(cfg, self.model, root)
         self.train_dataset = self.views["train"]
         access = LearnerAccess(score_batches=self._score_batches, per_sample_loss=self._per_sample_loss,
-                               gather=self._gather, inference=self._scoring, synchronize=self._synchronize)
+                               gather=self._gather, inference=self._scoring, synchronize=self._synchronize,
+                               work_so_far=self._work_so_far)
         self.teacher = Teacher.from_settings(
             num_samples=len(self.train_dataset), epochs=cfg.trainer.epochs, ratio=cfg.ratio, interval=cfg.interval,
             selection=cfg.selection, teaching=cfg.teaching, seed=cfg.trainer.seed, device=self.device, access=access)
@@ -83,7 +84,8 @@ class Pretrainer(Trainer):
     def _score_batches(self, indices: torch.Tensor, epoch: int):
         if self.score_loader is None:
             self.score_loader = self._pass_loader(self.views["score"], indices)
-        # The epoch selects the noisy view's random stream (scoring_view=paper); the deterministic view ignores it.
+        # The epoch indexes the training-distribution view's random stream (scoring_view=paper, and refreshes of
+        # free scores); the deterministic view ignores it.
         self.score_loader.batch_sampler.set_pass(indices, epoch)
         return self.score_loader
 
@@ -106,6 +108,12 @@ class Pretrainer(Trainer):
         """A scoring pass: evaluation mode, its time charged to the ``scoring`` phase."""
         with self.timer.phase("scoring", sync=True), self._inference():
             yield
+
+    def _work_so_far(self) -> tuple[float, int]:
+        """Seconds this run has spent training, waiting for data and scoring (not start-up, validation or
+        checkpoints), and the samples trained: what the cost cap on scoring compares against."""
+        t = self.timer.totals
+        return t["train"] + t["data_wait"] + t["scoring"], self.progress.samples_seen
 
     def _synchronize(self) -> None:
         if self.device.type == "cuda":
@@ -130,6 +138,8 @@ class Pretrainer(Trainer):
                        "teach/interval": record["interval"], "teach/cycle": record["cycle"],
                        "time/scoring_s": self.timer.totals["scoring"]}
             metrics.update({f"teach/score_{k}": v for k, v in record.get("scores", {}).items()})
+            metrics.update({f"teach/{k}": record[k] for k in ("samples_scored", "score_age_mean", "score_age_max")
+                            if record.get(k) is not None})
             self.tracker.log(metrics, self.progress.global_step)
             if record.get("scores", {}).get("scored"):
                 self.tracker.histogram("teach/scores", self.teacher.finite_scores().numpy(), self.progress.global_step)
@@ -210,7 +220,8 @@ class Pretrainer(Trainer):
         return {"ratio": c.ratio.schedule, "interval": c.interval.schedule, "selection": c.selection.strategy,
                 "temperature": c.selection.temperature, "normalization": c.selection.normalization,
                 "total_cycles": c.teaching.total_cycles, "scoring_view": c.teaching.scoring_view,
-                "score_source": c.teaching.score_source, "model": c.model.name, "data": c.data.name}
+                "score_source": c.teaching.score_source, "refresh_fraction": c.teaching.refresh_fraction,
+                "max_scoring_fraction": c.teaching.max_scoring_fraction, "model": c.model.name, "data": c.data.name}
 
     def result_details(self) -> dict:
         return {"samples_scored": self.teacher.samples_scored, "scoring_passes": self.teacher.scoring_passes,
@@ -231,7 +242,9 @@ class Pretrainer(Trainer):
             f"{absolute_lr(c.optim.blr, c.optim.lr, self.global_batch):.2e}",
             f"plan ({c.selection.strategy} selection, {c.ratio.schedule} ratio, {c.interval.schedule} interval, "
             f"{self.num_train} samples):\n{self.teacher.plan_table(self.global_batch)}",
-        ]
+        ] + (["free scores: refreshes score under the training augmentation and mask distribution, like the "
+              "training steps they are ranked with (teaching.scoring_view applies to score_source=pass only)"]
+             if self.teacher.free_scores else [])
 
 
 def pretrain(cfg, run_dir: str | Path, dist: DistEnv | None = None) -> dict:

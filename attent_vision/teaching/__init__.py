@@ -6,7 +6,9 @@
     strategies/       one file per selection strategy (none, random, hard, soft) behind one interface
     selection.py      ``select``: the pure selection function of the public API
     score_table.py    one score per sample and the step it was taken at
-    scoring_pass.py   a sharded no-grad scoring pass
+    scoring_pass.py   a sharded inference-mode scoring pass
+    refresh.py        free scores: which stalest samples a refresh re-scores, and score ages
+    scoring_budget.py the cost-aware scorer: caps scoring at a share of wall time
     teacher.py        the teacher: plan + scores + strategy -> each epoch's subset; LearnerAccess
 
 It imports nothing from the engine or the stages: a stage hands the teacher a :class:`LearnerAccess`.

@@ -65,8 +65,9 @@ class EpochPlan:
     def selections(self) -> list[EpochSpec]:
         return [e for e in self.epochs if e.select]
 
-    def table(self, batch_size: int, scoring: bool) -> str:
-        """A compact text table of the plan: one row per cycle (plus the full epochs around cycles)."""
+    def table(self, batch_size: int) -> str:
+        """A compact text table of the plan, one row per cycle (plus the full epochs around cycles), and its
+        expected training work."""
         rows = [f"{'cycle':>5} {'epochs':>9} {'ratio':>6} {'subset':>7} {'interval':>8} {'selections':>10} {'steps':>7}"]
         groups: dict[int, list[EpochSpec]] = {}
         for e in self.epochs:
@@ -80,11 +81,9 @@ class EpochPlan:
                 f"{(subset[0].size if subset else self.num_samples):>7} {len(subset):>8} "
                 f"{sum(e.select for e in es):>10} {sum(self.steps_in_epoch(e.epoch, batch_size) for e in es):>7}"
             )
-        passes = len(self.selections) if scoring else 0
         rows.append(
-            f"{len(self.epochs)} epochs, {self.total_steps(batch_size)} optimizer steps, {passes} scoring passes; "
-            f"training work {self.work_fraction:.3f} of full data"
-            + (f" (+ {passes} x {self.num_samples} scored samples)" if passes else "")
+            f"{len(self.epochs)} epochs, {self.total_steps(batch_size)} optimizer steps, {len(self.selections)} "
+            f"selections; training work: {self.samples_planned} samples, {self.work_fraction:.3f} of full data"
         )
         return "\n".join(rows)
 

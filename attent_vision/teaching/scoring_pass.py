@@ -1,4 +1,8 @@
-"""The scoring pass: one no-grad sweep that gives samples a fresh score, sharded across ranks and gathered."""
+"""The scoring pass: one inference-mode sweep that gives samples a fresh score, sharded across ranks and gathered.
+
+It computes the per-sample objective and nothing else (no per-task sums, no figures), under inference mode (no
+autograd bookkeeping at all) and the stage's precision (bf16 autocast on CUDA by default).
+"""
 
 from typing import Callable, Iterable
 
@@ -7,7 +11,7 @@ import torch
 Gather = Callable[[torch.Tensor], torch.Tensor]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def run_scoring_pass(batches: Iterable[dict], per_sample_fn: Callable[[dict], torch.Tensor], expected: torch.Tensor,
                      gather: Gather, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Score this rank's share of the ``expected`` samples and gather every rank's scores.

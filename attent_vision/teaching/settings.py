@@ -34,5 +34,7 @@ class SelectionConfig:
 class TeachingConfig:
     total_cycles: int = 10  # select-then-train cycles
     scoring_view: str = "deterministic"  # deterministic | paper (the release's augmented, noisy scoring view)
-    score_source: str = "pass"  # pass (score before selecting) | training (reuse training-step losses)
+    score_source: str = "pass"  # pass (score every sample before selecting) | training (free scores + refresh)
+    refresh_fraction: float = 0.1  # training: re-score the stalest fraction of the samples before each selection
+    max_scoring_fraction: Optional[float] = 0.05  # training: cap on scoring seconds / wall time (None = no cap)
     scoring_batch_size: Optional[int] = None  # batch size of scoring passes (None = the evaluation batch size)

@@ -16,9 +16,11 @@ from typing import Callable, ContextManager, Iterable
 
 import torch
 
-from ..seeds import STREAM_SELECT, generator
+from ..seeds import STREAM_REFRESH, STREAM_SELECT, generator
 from .plan import FULL, EpochPlan, EpochSpec, build_plan
+from .refresh import refresh_count, score_ages, stalest
 from .score_table import ScoreTable
+from .scoring_budget import ScoringBudget
 from .scoring_pass import run_scoring_pass
 from .selection import build_strategy
 from .settings import IntervalConfig, RatioConfig, SelectionConfig, TeachingConfig
@@ -38,6 +40,8 @@ class LearnerAccess:
     gather: Callable[[torch.Tensor], torch.Tensor] = _identity  # concatenate a 1-D tensor across ranks, rank order
     inference: Callable[[], ContextManager] = nullcontext  # around each pass: evaluation mode (and the stage's timer)
     synchronize: Callable[[], None] = lambda: None  # wait for the device (honest timing)
+    # (seconds spent training, waiting for data and scoring so far, samples trained so far), for the scoring cap
+    work_so_far: Callable[[], tuple[float, int]] = lambda: (0.0, 0)
 
 
 class Teacher:
@@ -45,17 +49,22 @@ class Teacher:
         plan: the epoch plan (which epochs are subset epochs, their sizes, when to reselect).
         strategy: the selection strategy (``none`` for full data).
         seed: run seed; selections use generators derived from (seed, epoch).
-        score_source: ``pass`` (score every sample with a no-grad pass before selecting) or ``training``
-            (select on the losses recorded during training steps: no extra pass, but older and noisier scores).
+        score_source: ``pass`` (the paper: score every sample with a no-grad pass before selecting) or
+            ``training`` (free scores: the losses recorded during training steps, plus a budgeted refresh of the
+            stalest ``refresh_fraction`` of the samples before each selection; see refresh.py).
+        budget: the cost cap on refresh passes (scoring_budget.py); ``pass`` scoring is never capped.
         access: how to score samples and gather across ranks (needed when selections need scores).
     """
 
     def __init__(self, plan: EpochPlan, strategy: SelectionStrategy, *, seed: int, score_source: str = "pass",
+                 refresh_fraction: float = 0.1, budget: ScoringBudget = ScoringBudget(),
                  device: torch.device | str = "cpu", access: LearnerAccess | None = None):
         self.plan = plan
         self.strategy = strategy
         self.seed = seed
         self.score_source = score_source
+        self.refresh_fraction = refresh_fraction
+        self.budget = budget
         self.device = device
         self.access = access
         self.table = ScoreTable(plan.num_samples, device)
@@ -63,6 +72,7 @@ class Teacher:
         self.history: list[dict] = []
         self.samples_scored = 0
         self.scoring_passes = 0
+        self.scoring_seconds = 0.0  # this rank's measured scoring time, for the cost cap (kept across resumes)
         self.last_selection: dict | None = None  # the record of a selection made by the latest call, else None
 
     @classmethod
@@ -77,14 +87,39 @@ class Teacher:
             max_interval=interval.max_interval, reselect_every_subset_epoch=selection.reselect_every_subset_epoch,
         )
         strategy = build_strategy(selection.strategy, selection.temperature, selection.normalization)
-        return cls(plan, strategy, seed=seed, score_source=teaching.score_source, device=device, access=access)
+        return cls(plan, strategy, seed=seed, score_source=teaching.score_source,
+                   refresh_fraction=teaching.refresh_fraction, budget=ScoringBudget(teaching.max_scoring_fraction),
+                   device=device, access=access)
 
     @property
-    def needs_scoring_pass(self) -> bool:
-        return self.strategy.needs_scores and self.score_source == "pass"
+    def free_scores(self) -> bool:
+        """Selections use training-step scores (refreshed in part), not a pass over every sample."""
+        return self.strategy.needs_scores and self.score_source == "training"
+
+    @property
+    def samples_per_scoring(self) -> int:
+        """Samples scored before each selection, at most (the cost cap may score fewer)."""
+        if not self.strategy.needs_scores:
+            return 0
+        n = self.plan.num_samples
+        return refresh_count(n, self.refresh_fraction) if self.free_scores else n
 
     def plan_table(self, batch_size: int) -> str:
-        return self.plan.table(batch_size, self.needs_scoring_pass)
+        """The plan, its expected training work and its expected scoring work."""
+        selections, per = len(self.plan.selections), self.samples_per_scoring
+        trained = self.plan.samples_planned
+        if not per:
+            scoring = "scoring work: none (no scores needed)"
+        else:
+            total = selections * per
+            how = (f"free training-step scores + a refresh of the {per} stalest" if self.free_scores
+                   else f"a scoring pass over all {per}")
+            cap = self.budget.max_fraction if self.free_scores else None
+            scoring = (f"scoring work: {selections} selections x {how} samples = {total} scored samples "
+                       f"({total / trained:.3f} of the samples trained; about {self.budget.prior_cost_ratio:g} of a "
+                       f"training sample's cost each)"
+                       + (f", capped at {cap:.0%} of wall time" if cap is not None and cap < 1 else ", uncapped"))
+        return f"{self.plan.table(batch_size)}\n{scoring}"
 
     def subset_for_epoch(self, spec: EpochSpec, step: int, resuming: bool = False) -> torch.Tensor | None:
         """The samples to train on in ``spec.epoch`` (None = all), selecting first when the plan says so. When
@@ -99,14 +134,10 @@ class Teacher:
         return self.subset
 
     def _select(self, spec: EpochSpec, step: int) -> None:
-        scored, seconds = 0, 0.0
+        record = {"epoch": spec.epoch + 1, "cycle": spec.cycle + 1, "ratio": spec.ratio, "size": spec.size,
+                  "interval": spec.interval, "step": step, "samples_scored": 0, "scoring_s": 0.0}
         if self.strategy.needs_scores:
-            if self.needs_scoring_pass:
-                start = time.perf_counter()
-                scored = self.score(torch.arange(self.plan.num_samples), spec.epoch, step)
-                seconds = time.perf_counter() - start
-            else:
-                self.merge_rank_tables()
+            record.update(self._refresh_scores(spec, step))
         scores = self.table.for_selection() if self.strategy.needs_scores else torch.zeros(self.plan.num_samples)
         # Samples that failed to load (skip_bad_samples) are never selected: they would fail again.
         eligible = (~self.table.failed()).nonzero().squeeze(1)
@@ -115,15 +146,42 @@ class Teacher:
         g = generator(self.seed, STREAM_SELECT, spec.epoch)
         chosen = self.strategy.select(scores[eligible], min(spec.size, eligible.numel()), g)
         self.subset = eligible[chosen].sort().values
-        record = {"epoch": spec.epoch + 1, "cycle": spec.cycle + 1, "ratio": spec.ratio, "size": spec.size,
-                  "interval": spec.interval, "step": step, "samples_scored": scored, "scoring_s": round(seconds, 3)}
-        if scored and seconds > 0:
-            record["scoring_samples_per_s"] = round(scored / seconds, 1)
         if self.strategy.needs_scores:
             record["scores"] = self.table.stats()
             record["selected_score_mean"] = float(scores[self.subset].mean())
         self.history.append(record)
         self.last_selection = record
+
+    def _refresh_scores(self, spec: EpochSpec, step: int) -> dict:
+        """Bring the scores up to date before a selection: a full pass (``pass``), or a refresh of the stalest
+        training-step scores within the cost cap (``training``). Returns the record's scoring fields."""
+        requested = self.samples_per_scoring
+        if self.free_scores:
+            self.merge_rank_tables()
+            wanted = stalest(self.table.step, ~self.table.failed(), requested,
+                             generator(self.seed, STREAM_REFRESH, spec.epoch))
+            count, decision = self._affordable(wanted.numel())
+            wanted = wanted[:count]
+        else:
+            wanted, decision = torch.arange(self.plan.num_samples), "full pass"
+        start = time.perf_counter()
+        scored = self.score(wanted, spec.epoch, step) if wanted.numel() else 0
+        seconds = time.perf_counter() - start
+        record = {"score_source": self.score_source, "samples_scored": scored, "refresh_requested": requested,
+                  "refresh_decision": decision, "scoring_s": round(seconds, 3)}
+        if scored and seconds > 0:
+            record["scoring_samples_per_s"] = round(scored / seconds, 1)
+        return record | score_ages(self.table.step, ~self.table.failed(), step)
+
+    def _affordable(self, requested: int) -> tuple[int, str]:
+        """The cost cap's decision, from numbers every rank agrees on (the maximum over ranks)."""
+        wall, trained = self.access.work_so_far() if self.access is not None else (0.0, 0)
+        numbers = torch.tensor([wall, self.scoring_seconds], dtype=torch.float64, device=self.device)
+        if self.access is not None:
+            numbers = self.access.gather(numbers).view(-1, 2).amax(dim=0)
+        wall, scoring = (float(x) for x in numbers.cpu())
+        return self.budget.allowed(requested, wall_s=wall, scoring_s=scoring, samples_trained=trained,
+                                   samples_scored=self.samples_scored)
 
     def score(self, indices: torch.Tensor, epoch: int, step: int) -> int:
         """Refresh the scores of ``indices`` with a scoring pass (sharded across ranks by the learner's batches),
@@ -131,10 +189,12 @@ class Teacher:
         if self.access is None:
             raise RuntimeError("this teacher has no LearnerAccess, so it cannot run a scoring pass")
         a = self.access
+        start = time.perf_counter()
         with a.inference():
             idx, values = run_scoring_pass(a.score_batches(indices, epoch), a.per_sample_loss, indices, a.gather,
                                            self.device)
             a.synchronize()
+        self.scoring_seconds += time.perf_counter() - start
         self.table.record(idx, values, step)
         self.samples_scored += indices.numel()
         self.scoring_passes += 1
@@ -143,13 +203,16 @@ class Teacher:
     def merge_rank_tables(self) -> None:
         """With training-step scores under DDP each rank records only its own shard's losses: merge the ranks'
         tables (each sample's newest value wins), so every rank, and a checkpoint, holds them all. Idempotent."""
-        if self.strategy.needs_scores and not self.needs_scoring_pass and self.access is not None:
+        if self.free_scores and self.access is not None:
             self.table.merge(self.access.gather)
 
     def observe(self, indices: torch.Tensor, per_sample: torch.Tensor, weights: torch.Tensor, step: int) -> None:
-        """Record a training step's per-sample objective (B) for samples ``indices`` (B); weight-0 padding is
-        ignored."""
-        self.table.record(indices, per_sample.detach(), step, keep=weights > 0)
+        """Record the per-sample objective (B) of samples ``indices`` (B) computed by optimizer step ``step`` (the
+        number of updates before it), stamped ``step + 1``: the update it feeds. A refresh at a selection after
+        ``step`` updates is stamped ``step``, so a sample trained right after being refreshed is strictly newer
+        than its refresh on every rank, and merging rank tables (newest wins) never meets a tie. Weight-0
+        padding is ignored."""
+        self.table.record(indices, per_sample.detach(), step + 1, keep=weights > 0)
 
     def describe(self, record: dict) -> str:
         """A log line for a selection record."""
@@ -157,7 +220,14 @@ class Teacher:
         detail = (f"scores mean {stats['mean']:.4f} std {stats['std']:.4f} (p10 {stats['p10']:.4f}, p90 "
                   f"{stats['p90']:.4f}); selected mean {record['selected_score_mean']:.4f}"
                   if stats.get("scored") else "no scores needed")
-        scored = f" after scoring {record['samples_scored']} samples" if record["samples_scored"] else ""
+        scored = ""
+        if record.get("score_source") == "training":
+            age = record.get("score_age_mean")
+            scored = (f"; refreshed {record['samples_scored']}/{record['refresh_requested']} stalest scores "
+                      f"({record['refresh_decision']}) in {record['scoring_s']:.1f}s"
+                      + (f", score age mean {age:.1f} max {record['score_age_max']} steps" if age is not None else ""))
+        elif record["samples_scored"]:
+            scored = f" after scoring {record['samples_scored']} samples in {record['scoring_s']:.1f}s"
         return (f"cycle {record['cycle']} epoch {record['epoch']}: selected {record['size']}/{self.plan.num_samples} "
                 f"samples (ratio {record['ratio']:.3f}, interval {record['interval']}){scored}; {detail}")
 
@@ -173,6 +243,7 @@ class Teacher:
             "history": list(self.history),
             "samples_scored": self.samples_scored,
             "scoring_passes": self.scoring_passes,
+            "scoring_seconds": self.scoring_seconds,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -181,3 +252,4 @@ class Teacher:
         self.history = list(state["history"])
         self.samples_scored = state.get("samples_scored", 0)
         self.scoring_passes = state.get("scoring_passes", 0)
+        self.scoring_seconds = state.get("scoring_seconds", 0.0)
