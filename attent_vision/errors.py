@@ -19,3 +19,11 @@ class DataError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint file is missing, unreadable or does not fit the model."""
+
+
+class UnreadableCheckpoint(CheckpointError):
+    """A file that is not a readable torch checkpoint (truncated, corrupt or foreign); ``reason`` says why."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason

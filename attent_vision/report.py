@@ -9,6 +9,9 @@ row), its split into training, scoring, data waiting and evaluation, samples see
 final validation loss, and downstream metrics when the runs fine-tuned at the end (``downstream.tasks``).
 Plots: validation loss against wall time and against training samples seen (one curve per run), and the training
 step's and scoring pass's throughput per epoch (so the cost of scoring relative to training is visible).
+
+Only completed runs enter the table and the plots: a diverged, interrupted, failed or still-running run (and a
+multirun job folder without results.json) is listed below the table with its status and why, never averaged in.
 """
 
 import argparse
@@ -19,7 +22,7 @@ import sys
 from pathlib import Path
 
 from .config.downstream_tasks import DOWNSTREAM_TASKS
-from .engine.results import read_results
+from .engine.results import COMPLETED, read_results
 
 # Table 3's row order: full data first, then the paper's rows; anything else after, alphabetically.
 TABLE3_ORDER = [
@@ -52,6 +55,33 @@ def find_results(paths: list[Path]) -> list[Path]:
         else:
             found += sorted(path.glob("*/results.json")) + sorted(path.glob("*/*/results.json"))
     return found
+
+
+def jobs_without_results(paths: list[Path]) -> list[Path]:
+    """Multirun job folders (they hold Hydra's .hydra/) that never wrote a results.json: jobs that crashed early."""
+    jobs = [job for path in map(Path, paths) if path.is_dir() for job in sorted(path.glob("*/.hydra"))]
+    return [job.parent for job in jobs if not (job.parent / "results.json").is_file()]
+
+
+def why_left_out(result: dict) -> str:
+    """Why a run is not in the table, in a few words."""
+    status = result.get("status", "unknown")
+    if status == "diverged" and result.get("diverged"):
+        d = result["diverged"]
+        return f"non-finite {d.get('what', 'values')} at step {d.get('step')}"
+    if status == "interrupted":
+        return f"stopped by a signal or step limit (exit {result.get('exit_code')}); rerun to resume"
+    if status == "running":
+        return "crashed or still running (results.json says running)"
+    return str(result.get("error", status))
+
+
+def left_out_markdown(results: list[dict], crashed: list[Path]) -> str:
+    lines = ["| run | experiment | seed | status | why |", "|---|---|---|---|---|"]
+    lines += [f"| {r.get('run_dir', '?')} | {r.get('experiment', '')} | {(r.get('setting') or {}).get('seed', '-')} "
+              f"| {r.get('status')} | {why_left_out(r)} |" for r in results]
+    lines += [f"| {job} | - | - | failed | no results.json (the job crashed before writing one) |" for job in crashed]
+    return "\n".join(lines) + "\n"
 
 
 def is_pretraining(result: dict) -> bool:
@@ -89,7 +119,8 @@ def run_row(result: dict) -> dict:
         "seed": result["setting"].get("seed"), "status": result["status"],
         "wall_s": t["total"], "train_s": t["train"], "scoring_s": t["scoring"], "data_wait_s": t["data_wait"],
         "eval_s": t["eval"], "samples_seen": result["samples_seen"], "samples_scored": result["samples_scored"],
-        "optimizer_steps": result["optimizer_steps"], "val_loss": result["final"].get("val_loss", math.nan),
+        "optimizer_steps": result["optimizer_steps"],
+        "val_loss": math.nan if result["final"].get("val_loss") is None else result["final"]["val_loss"],
     }
     for task, spec in DOWNSTREAM_TASKS.items():
         row[spec.column] = 100 * downstream_metric(result, task)
@@ -224,17 +255,24 @@ def build_report(paths: list[Path], out_dir: Path | None = None) -> dict:
     files = find_results(paths)
     if not files:
         raise SystemExit(f"error: no results.json under {', '.join(map(str, paths))}; give a run or multirun folder")
-    results = [r for r in map(read_results, files) if is_pretraining(r)]  # not the downstream fine-tunes
-    if not results:
+    every = [r for r in map(read_results, files) if is_pretraining(r)]  # not the downstream fine-tunes
+    if not every:
         raise SystemExit(f"error: no pretraining results.json under {', '.join(map(str, paths))} (only fine-tuning "
                          "runs); give a pretraining run or multirun folder")
+    results = [r for r in every if r.get("status") == COMPLETED]
+    left_out, crashed = [r for r in every if r.get("status") != COMPLETED], jobs_without_results(paths)
     rows = aggregate([run_row(r) for r in results])
     out_dir = Path(out_dir or (paths[0] if Path(paths[0]).is_dir() else Path(paths[0]).parent))
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.md").write_text(to_markdown(rows))
+    text = to_markdown(rows)
+    if left_out or crashed:
+        text += (f"\n{len(left_out) + len(crashed)} run(s) did not complete and are not in the table or the "
+                 f"plots:\n\n{left_out_markdown(left_out, crashed)}")
+    (out_dir / "report.md").write_text(text)
     write_csv(rows, out_dir / "report.csv")
-    pngs = plot(results, out_dir)
-    return {"rows": rows, "files": [out_dir / "report.md", out_dir / "report.csv", *pngs]}
+    pngs = plot(results, out_dir) if results else []
+    return {"rows": rows, "left_out": left_out, "crashed": crashed, "text": text,
+            "files": [out_dir / "report.md", out_dir / "report.csv", *pngs]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -243,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the first path)")
     args = parser.parse_args(argv)
     report = build_report(args.paths, args.out)
-    sys.stdout.write(to_markdown(report["rows"]))
+    sys.stdout.write(report["text"])
     sys.stdout.write("\nwrote " + ", ".join(str(p) for p in report["files"]) + "\n")
 
 

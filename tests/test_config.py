@@ -2,6 +2,7 @@
 
 
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError
 
@@ -94,6 +95,16 @@ def test_unknown_keys_fail_naming_the_key(override):
         ("data=folder", "data.root"),
         ("trainer.precision=fp8", "trainer.precision"),
         ("teaching.score_source=free", "teaching.score_source"),
+        ("data.max_val_samples=0", "data.max_val_samples"),  # validated nothing and reported a loss of 0
+        ("trainer.max_nonfinite_steps=-1", "trainer.max_nonfinite_steps"),
+        ("optim.eps=-1", "optim.eps"),
+        ("data.prefetch_factor=0", "data.prefetch_factor"),  # with the default 2 workers
+        ("model.drop_path_rate=2", "model.drop_path_rate"),
+        ("model.semseg_num_classes=0", "model.semseg_num_classes"),
+        ("model.num_encoded_tokens=0", "model.num_encoded_tokens"),
+        ("+model.loss_weights.depth=-1", "model.loss_weights.depth"),
+        ("trainer.device=gpu", "trainer.device"),
+        ("trainer.seed=-5", "trainer.seed"),
         ("teaching.refresh_fraction=0", "teaching.refresh_fraction"),
         ("teaching.refresh_fraction=1.5", "teaching.refresh_fraction"),
         ("teaching.max_scoring_fraction=0", "teaching.max_scoring_fraction"),
@@ -126,3 +137,14 @@ def test_every_user_facing_yaml_key_has_a_comment():
             if stripped:
                 previous = stripped
     assert not missing, "\n".join(missing[:20])
+
+
+def test_cuda_device_needs_a_visible_gpu():
+    cfg = compose_train(["trainer.device=cuda"])
+    if torch.cuda.is_available():
+        validate_train_config(cfg)  # accepted where a GPU is visible
+    else:
+        with pytest.raises(ConfigError, match="no CUDA GPU is visible"):
+            validate_train_config(cfg)
+    with pytest.raises(ConfigError, match="sees|no CUDA GPU is visible"):  # no GPU index 99 either way
+        validate_train_config(compose_train(["trainer.device=cuda:99"]))

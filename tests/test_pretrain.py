@@ -136,3 +136,23 @@ def test_a_checkpoint_of_another_format_is_refused_in_one_line(tmp_path):
     atomic_torch_save({"format_version": 1, "model": {}, "optimizer": {}, "progress": {}}, path)
     with pytest.raises(CheckpointError, match="another version of attent-vision .*start a new run folder"):
         CheckpointManager(tmp_path / "checkpoints").load(path)
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
+    """Truncate the newest checkpoint and leave a stale temporary file (a kill -9 mid-write): the rerun removes the
+    temporary, reports the bad file, resumes from the previous checkpoint and still ends identical."""
+    reference, ref_dir = run(tmp_path, "reference", [])
+    keep = ["checkpoint.every_steps=1", "checkpoint.keep_last=3"]
+    stopped, run_dir = run(tmp_path, "resumed", ["trainer.stop_after_steps=7", *keep])
+    newest = sorted((run_dir / "checkpoints").glob("step_*.pt"))[-1]
+    assert newest.name == "step_00000007.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    stale = run_dir / "checkpoints" / "step_00000008.pt.abc123.tmp"
+    stale.write_bytes(b"partial")
+    with caplog.at_level("WARNING"):
+        resumed, _ = run(tmp_path, "resumed", keep)
+    assert not stale.exists()
+    assert "step_00000007.pt is unreadable" in caplog.text and "resuming from step_00000006.pt" in caplog.text
+    assert resumed["status"] == "completed" and selections(resumed) == selections(reference)
+    ref_w, res_w = final_weights(ref_dir), final_weights(run_dir)
+    assert all(torch.equal(ref_w[k], res_w[k]) for k in ref_w)

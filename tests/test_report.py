@@ -71,3 +71,25 @@ def test_report_command_line(table3_sweep, tmp_path, capsys):
     assert "| incremental | incremental | soft |" in capsys.readouterr().out
     failed = run_cli(["-m", "attent_vision.report", str(tmp_path / "empty")])
     assert failed.returncode != 0 and "no results.json" in failed.stderr
+
+
+def test_runs_that_did_not_complete_are_listed_not_averaged(table3_sweep, tmp_path):
+    """A copy of the sweep where one job diverged, one was interrupted, one still says running and one crashed
+    before writing results.json: the table keeps only completed runs, the rest are listed with why."""
+    import shutil
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(table3_sweep, sweep)
+    jobs = sorted(p.parent for p in sweep.glob("*/results.json"))
+    edits = {jobs[1]: {"status": "diverged", "diverged": {"step": 4, "what": "loss"}, "exit_code": 3},
+             jobs[2]: {"status": "interrupted", "exit_code": 143}, jobs[3]: {"status": "running"}}
+    for job, edit in edits.items():
+        result = json.loads((job / "results.json").read_text())
+        (job / "results.json").write_text(json.dumps({**result, **edit}))
+    (jobs[4] / "results.json").unlink()  # its .hydra/ stays: a job that crashed before writing
+    built = build_report([sweep], tmp_path / "out")
+    assert len(built["rows"]) == 10 - 4 and all(r["status"] == "completed" for r in built["rows"])
+    assert [r["status"] for r in built["left_out"]] == ["diverged", "interrupted", "running"]
+    assert built["crashed"] == [jobs[4]]
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "4 run(s) did not complete" in text and "non-finite loss at step 4" in text and "exit 143" in text

@@ -32,6 +32,7 @@ class TrainerConfig:
     val_every_epochs: int = 1  # validation every N epochs (0 = at the end only)
     progress_bar: bool = True  # tqdm bar on interactive terminals
     stop_after_steps: Optional[int] = None  # stop with a checkpoint after N steps of this invocation
+    max_nonfinite_steps: int = 0  # non-finite loss/gradient steps skipped in a row before the run stops (diverged)
 
 
 @dataclass
@@ -93,6 +94,20 @@ def is_pair(values, lower_ok) -> bool:
     return len(values) == 2 and lower_ok(values[0]) and values[0] <= values[1]
 
 
+def check_device(device: str) -> None:
+    """``trainer.device``: auto, cpu, cuda or cuda:N, and CUDA only where a GPU is visible."""
+    import torch
+
+    require(device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()),
+            "trainer.device", device, "must be auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        require(torch.cuda.is_available(), "trainer.device", device,
+                "no CUDA GPU is visible to this process; use trainer.device=cpu (or auto)")
+        index = int(device[5:]) if ":" in device else 0
+        require(index < torch.cuda.device_count(), "trainer.device", device,
+                f"this process sees {torch.cuda.device_count()} GPU(s) (cuda:0 ...)")
+
+
 def validate_common(cfg: DictConfig) -> None:
     """Checks of the trainer, optim, checkpoint and logger keys shared by both stages."""
     check_choices(cfg, {"trainer.precision": PRECISIONS, "logger.mode": LOGGER_MODES})
@@ -104,6 +119,10 @@ def validate_common(cfg: DictConfig) -> None:
             "must be >= 0 (0 = at the end only)")
     require(t.stop_after_steps is None or t.stop_after_steps >= 1, "trainer.stop_after_steps", t.stop_after_steps,
             "must be >= 1 or null")
+    require(t.max_nonfinite_steps >= 0, "trainer.max_nonfinite_steps", t.max_nonfinite_steps,
+            "must be >= 0 (0 = stop at the first non-finite step)")
+    require(t.seed >= 0, "trainer.seed", t.seed, "must be >= 0")
+    check_device(t.device)
 
     o = cfg.optim
     require((o.blr is not None and o.blr > 0) or (o.lr is not None and o.lr > 0), "optim.lr", o.lr,
@@ -114,6 +133,7 @@ def validate_common(cfg: DictConfig) -> None:
     require(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", list(o.betas),
             "must be two numbers in [0, 1)")
     require(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "must be >= 0")
+    require(o.eps > 0, "optim.eps", o.eps, "must be > 0 (AdamW's denominator term)")
     require(o.clip_grad is None or o.clip_grad > 0, "optim.clip_grad", o.clip_grad, "must be > 0 or null")
 
     c = cfg.checkpoint
@@ -122,3 +142,5 @@ def validate_common(cfg: DictConfig) -> None:
             "must be >= 1 or null")
     require(c.keep_last >= 1, "checkpoint.keep_last", c.keep_last, "must be >= 1")
     require(cfg.data.num_workers >= 0, "data.num_workers", cfg.data.num_workers, "must be >= 0")
+    require(cfg.data.num_workers == 0 or cfg.data.prefetch_factor >= 1, "data.prefetch_factor",
+            cfg.data.prefetch_factor, "must be >= 1 when data.num_workers > 0")

@@ -120,15 +120,23 @@ def validate_train_config(cfg: DictConfig) -> None:
     except ValueError as e:
         raise ConfigError(f"config group model: {e}") from None
     require(cfg.model.name.startswith("multimae_"), "model.name", cfg.model.name, "pretraining needs a multimae_<size>")
+    require(cfg.data.max_val_samples is None or cfg.data.max_val_samples >= 1, "data.max_val_samples",
+            cfg.data.max_val_samples, "must be >= 1 or null (to skip validation, set data.val_split=null)")
     m = cfg.model
     require(m.image_size > 0 and m.patch_size > 0 and m.image_size % m.patch_size == 0, "model.image_size",
             m.image_size, f"must be a positive multiple of model.patch_size={m.patch_size}")
     require(m.patch_size % 4 == 0 or "semseg" not in m.in_domains, "model.patch_size", m.patch_size,
             "must be divisible by 4 when semseg is an input (its labels are stored at 1/4 resolution)")
     require(m.alpha > 0, "model.alpha", m.alpha, "the Dirichlet concentration must be > 0")
+    require(m.num_encoded_tokens is None or m.num_encoded_tokens >= 1, "model.num_encoded_tokens",
+            m.num_encoded_tokens, "must be >= 1 or null (one sixth of the input tokens)")
+    require(m.semseg_num_classes >= 1, "model.semseg_num_classes", m.semseg_num_classes, "must be >= 1")
+    require(0 <= m.drop_path_rate < 1, "model.drop_path_rate", m.drop_path_rate, "must be in [0, 1)")
     for task in m.loss_weights:
         require(task in m.out_domains, f"model.loss_weights.{task}", m.loss_weights[task],
                  f"'{task}' is not an output domain {list(m.out_domains)}")
+        require(m.loss_weights[task] >= 0, f"model.loss_weights.{task}", m.loss_weights[task],
+                "must be >= 0 (a negative weight would maximise that task's loss)")
 
     t = cfg.trainer
     require(t.epochs >= 1, "trainer.epochs", t.epochs, "must be >= 1")

@@ -13,7 +13,9 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from ..errors import CheckpointError
+import logging
+
+from ..errors import CheckpointError, UnreadableCheckpoint
 from ..models.convert import read_checkpoint
 
 CHECKPOINT_RE = re.compile(r"^step_(\d{8})\.pt$")
@@ -63,6 +65,9 @@ def restore_rng(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["rng"]["cuda"], device)
 
 
+log = logging.getLogger(__name__)
+
+
 class CheckpointManager:
     """Saves ``step_XXXXXXXX.pt`` files in ``folder`` and keeps the newest ``keep_last``."""
 
@@ -80,6 +85,38 @@ class CheckpointManager:
         found = self.checkpoints()
         return found[-1] if found else None
 
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete ``*.tmp`` files left in the checkpoint folder by a writer that was killed mid-write (atomic saves
+        write a temporary file and rename it; a kill -9 leaves the temporary behind, 100+ MB each)."""
+        stale = sorted(self.folder.glob("step_*.pt.*.tmp")) if self.folder.is_dir() else []
+        for path in stale:
+            path.unlink(missing_ok=True)
+        if stale:
+            log.warning("removed %d incomplete checkpoint file(s) left by an interrupted write: %s", len(stale),
+                        ", ".join(p.name for p in stale))
+        return stale
+
+    def newest_readable(self) -> tuple[Path, dict] | None:
+        """The newest checkpoint that can be read, and its state; an unreadable newer one (truncated, corrupt) is
+        reported and passed over. None when there is none; CheckpointError when every one is unreadable."""
+        unreadable = []
+        for path in reversed(self.checkpoints()):
+            try:
+                state = self.load(path)
+            except UnreadableCheckpoint as e:
+                log.warning("checkpoint %s is unreadable (%s): trying the previous one", path, e.reason)
+                unreadable.append(path)
+                continue
+            if unreadable:
+                log.warning("resuming from %s, the newest readable checkpoint; %s left in place for inspection",
+                            path.name, ", ".join(p.name for p in unreadable))
+            return path, state
+        if unreadable:
+            names = ", ".join(p.name for p in unreadable)
+            raise CheckpointError(f"every checkpoint in {self.folder} is unreadable ({names}); move them away to "
+                                  "start this run over, or start a new run folder")
+        return None
+
     def save(self, state: dict, step: int) -> Path:
         path = self.folder / f"step_{step:08d}.pt"
         atomic_torch_save({"format_version": FORMAT_VERSION, **state}, path)
@@ -90,7 +127,12 @@ class CheckpointManager:
 
     @staticmethod
     def load(path: str | Path) -> dict:
-        state = read_checkpoint(path)
+        try:
+            state = read_checkpoint(path)
+        except UnreadableCheckpoint as e:  # here it is one of ours: say so, not "give a release file"
+            raise UnreadableCheckpoint(f"{path} is unreadable ({e.reason}): the file is truncated or corrupt; "
+                                       "resume from an older step_*.pt (checkpoint.resume=<path>) or start a new run "
+                                       "folder", e.reason) from None
         if "progress" not in state or "optimizer" not in state:
             raise CheckpointError(
                 f"{path} holds model weights only (no training state), so a run cannot resume from it; use it as "

@@ -1,15 +1,31 @@
 """DataLoaders of both stages: one construction, so workers, pinning and seeding behave the same everywhere."""
 
+import logging
+import os
+
 import torch
 from torch.utils.data import DataLoader, Sampler
 
 from ..data.skipping import collate_skipping_bad
 
+log = logging.getLogger(__name__)
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask under SLURM or taskset; else the machine's count). More
+    loader workers than that only compete with the training process for the same cores."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
 
 def make_loader(dataset, batch_sampler: Sampler, data_cfg, device: torch.device, seed: int) -> DataLoader:
     """A loader over ``dataset`` whose batches (lists of keys) come from ``batch_sampler``. Samples that fail to
     load in skip mode are removed from the batch by :func:`collate_skipping_bad` and reported."""
-    workers = data_cfg.num_workers
+    workers = min(data_cfg.num_workers, available_cpus())
+    if workers < data_cfg.num_workers:
+        log.info("data.num_workers=%d capped at the %d CPUs available", data_cfg.num_workers, workers)
     return DataLoader(
         dataset, batch_sampler=batch_sampler, num_workers=workers, collate_fn=collate_skipping_bad,
         pin_memory=data_cfg.pin_memory and device.type == "cuda",

@@ -22,8 +22,9 @@ from .checkpoint import CheckpointManager, config_differences, restore_rng, trai
 from .console import format_metrics, format_seconds
 from .distributed import DistEnv, all_reduce_sum, barrier, broadcast_object, init_distributed
 from .loaders import make_loader
+from .nonfinite import Divergence, NonFiniteGuard
 from .preemption import StopRequested
-from .results import COMPLETED, INTERRUPTED, RUNNING, RunResults, write_json_atomic
+from .run_record import RunRecord
 from .runtime import configure_backends, grad_scaler, resolve_precision, wrap_model
 from .sampler import EpochBatchSampler, step_shapes
 from .stage import StageHooks
@@ -33,7 +34,7 @@ from .tracking import Tracker
 log = logging.getLogger(__name__)
 
 
-class Trainer(StageHooks):
+class Trainer(StageHooks, RunRecord):
     """One training run of a stage, from its config into its run folder (resumed when the folder has checkpoints).
     What the stage supplies is documented in engine/stage.py."""
 
@@ -71,6 +72,8 @@ class Trainer(StageHooks):
         self.train_model = wrap_model(self.model, self.device, self.dist.distributed, t.compile)
 
         self.ckpt = CheckpointManager(self.run_dir / "checkpoints", cfg.checkpoint.keep_last)
+        if self.dist.is_main:
+            self.ckpt.remove_stale_temporaries()
         self.progress = self.progress_type()
         self.timer = PhaseTimer(self.device)
         self._resume()
@@ -81,6 +84,7 @@ class Trainer(StageHooks):
             OmegaConf.save(cfg, self.run_dir / "config.yaml", resolve=True)
         self.tracker = Tracker(cfg.logger, self.run_dir, OmegaConf.to_container(cfg, resolve=True), self.dist.is_main)
         self.stop = StopRequested()
+        self.guard = NonFiniteGuard(self.cfg.trainer.max_nonfinite_steps)
 
     # --------------------------------------------------------------------------------------------- helpers
     def steps_in_epoch(self, epoch: int) -> int:
@@ -94,10 +98,15 @@ class Trainer(StageHooks):
         resume = self.cfg.checkpoint.resume
         if resume == "never":
             return
-        path = broadcast_object(self.ckpt.latest() if resume == "auto" else Path(resume), self.dist)
-        if path is None:
-            return
-        state = self.ckpt.load(path)
+        if resume == "auto":  # the newest readable checkpoint (rank 0 decides; the others read the same file)
+            found = self.ckpt.newest_readable() if self.dist.is_main else None
+            path = broadcast_object(found[0] if found else None, self.dist)
+            if path is None:
+                return
+            state = found[1] if self.dist.is_main else self.ckpt.load(path)
+        else:
+            path = Path(resume)
+            state = self.ckpt.load(path)
         diffs = config_differences(state.get("config", {}), OmegaConf.to_container(self.cfg, resolve=True),
                                    self.resume_must_match)
         if diffs:
@@ -164,10 +173,12 @@ class Trainer(StageHooks):
                 log.info(line)
         self.stop.install()
         try:
-            interrupted = self._run_epochs()
+            interrupted, diverged = self._run_epochs(), None
+        except Divergence as e:
+            interrupted, diverged = False, e
         finally:
             self.stop.restore()
-        return self.finish(interrupted)
+        return self.finish(interrupted, diverged)
 
     def _run_epochs(self) -> bool:
         cfg, t, p = self.cfg, self.cfg.trainer, self.progress
@@ -226,6 +237,7 @@ class Trainer(StageHooks):
         for step in range(start_step, len(shapes)):
             shape = shapes[step]
             self.optimizer.zero_grad(set_to_none=True)
+            step_sums = torch.zeros_like(sums)
             for micro in range(shape.micro_batches):
                 wait_start = time.perf_counter()
                 batch = next(it)
@@ -237,10 +249,13 @@ class Trainer(StageHooks):
                 with self.train_model.no_sync() if accumulate else nullcontext():
                     loss, row = self.step_loss(batch, shape)
                     self.scaler.scale(loss).backward()
-                sums += row.detach().double()
-            if cfg.optim.clip_grad:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.clip_grad)
+                step_sums += row.detach().double()
+            if self.guard.step_is_finite(step_sums[1], self.model, self.optimizer, self.scaler, cfg.optim.clip_grad,
+                                         p.global_step + 1, self.dist.distributed):
+                sums += step_sums
+            else:  # a non-finite loss or gradient: no update (the step below has no gradients to apply)
+                self.optimizer.zero_grad(set_to_none=True)
+                log.warning("step %d: non-finite loss or gradient, update skipped", p.global_step + 1)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             p.global_step += 1
@@ -286,61 +301,3 @@ class Trainer(StageHooks):
         metrics.update({"train/lr": lr, "train/samples_per_s": rate, "train/samples_seen": self.progress.samples_seen,
                         "train/epoch": epoch + 1})
         self.tracker.log(metrics, self.progress.global_step)
-
-    def record_epoch(self, epoch: int, stats: dict, metrics: dict) -> None:
-        p = self.progress
-        entry = {"epoch": epoch + 1, **self.epoch_record(epoch), "global_step": p.global_step,
-                 "samples_seen": p.samples_seen, "wall_s": round(self.wall(), 3), "time_s": self.timer.snapshot(),
-                 **{k: round(v, 6) for k, v in stats.items()}, **{k: round(v, 6) for k, v in metrics.items()}}
-        p.history.append(entry)
-        if self.dist.is_main:
-            log.info("epoch %d/%d done | %s%s | %d samples seen | %s elapsed", epoch + 1, self.num_epochs,
-                     f"train loss {stats['train_loss']:.4f} | " if stats else "",
-                     format_metrics(metrics) if metrics else "no evaluation", p.samples_seen,
-                     format_seconds(entry["wall_s"]))
-            self.tracker.log({f"val/{k[4:]}": v for k, v in metrics.items()} | {"time/wall_s": entry["wall_s"]},
-                             p.global_step)
-            write_json_atomic(self.results(RUNNING), self.run_dir / "results.json")
-
-    def results(self, status: str) -> dict:
-        p = self.progress
-        last_val = next((h for h in reversed(p.history) if any(k.startswith("val_") for k in h)), {})
-        last = p.history[-1] if p.history else {}
-        times = self.timer.snapshot()
-        wall = round(self.wall(), 3)
-        times["other"] = round(max(wall - sum(times.values()), 0.0), 3)
-        times["total"] = wall
-        record = RunResults(
-            stage=self.stage, status=status, experiment=self.cfg.experiment_name, run_dir=str(self.run_dir),
-            setting={**self.setting(), "seed": self.cfg.trainer.seed, "world_size": self.dist.world_size,
-                     "device": str(self.device), "precision": self.precision},
-            initial=p.initial,
-            final={k: v for k, v in last_val.items() if k.startswith("val_")}
-            | {k: v for k, v in last.items() if k.startswith("train_")},
-            epochs=self.num_epochs, epochs_completed=p.epoch, optimizer_steps=p.global_step,
-            planned_optimizer_steps=self.total_steps, samples_seen=p.samples_seen, bad_samples=p.bad_samples,
-            bad_examples=p.bad_examples, time_s=times, history=p.history,
-            exit_code=p.exit_code if status == INTERRUPTED else 0, details=self.result_details(),
-        )
-        return record.to_dict()
-
-    def finish(self, interrupted: bool) -> dict:
-        if interrupted:
-            status = INTERRUPTED
-            self.progress.exit_code = self.stop.exit_code
-            log.warning("stopped at epoch %d step %d; rerun the same command in this run folder to resume",
-                        self.progress.epoch + 1, self.progress.step_in_epoch)
-        else:
-            status = COMPLETED
-            if self.dist.is_main:
-                self.save_outputs()
-        results = self.results(status)
-        if self.dist.is_main:
-            write_json_atomic(results, self.run_dir / "results.json")
-            if status == COMPLETED:
-                tm = results["time_s"]
-                log.info("done: %s | %d steps, %d samples seen | %.1fs (train %.1fs, scoring %.1fs, data wait %.1fs, "
-                         "eval %.1fs)", format_metrics(results["final"]) or "no evaluation", results["optimizer_steps"],
-                         results["samples_seen"], tm["total"], tm["train"], tm["scoring"], tm["data_wait"], tm["eval"])
-        self.tracker.finish()
-        return results

@@ -22,7 +22,8 @@ class Progress:
     history: list[dict] = field(default_factory=list)  # one entry per completed epoch
     epoch_sums: list[float] | None = None  # the current epoch's training-loss sums (mid-epoch checkpoints)
     timers: dict[str, float] = field(default_factory=dict)  # seconds per phase so far
-    exit_code: int = 0  # 128 + signal of the signal that stopped the run, else 0
+    exit_code: int = 0  # 128 + signal of the signal that stopped the run, 3 when it diverged, else 0
+    diverged: dict | None = None  # {"step", "what"} of the non-finite step that stopped the run
 
     def to_state(self) -> dict:
         return asdict(self)

@@ -7,13 +7,14 @@ evaluation metrics (``val_loss`` in pretraining; ``val_top1``, ``val_miou``, ``v
 """
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-RUNNING, COMPLETED, INTERRUPTED, FAILED = "running", "completed", "interrupted", "failed"
-STATUSES = (RUNNING, COMPLETED, INTERRUPTED, FAILED)
+RUNNING, COMPLETED, INTERRUPTED, FAILED, DIVERGED = "running", "completed", "interrupted", "failed", "diverged"
+STATUSES = (RUNNING, COMPLETED, INTERRUPTED, FAILED, DIVERGED)
 
 
 @dataclass
@@ -37,6 +38,7 @@ class RunResults:
     time_s: dict[str, float]  # wall time split by phase, with ``total``
     history: list[dict]  # one entry per epoch
     exit_code: int = 0
+    diverged: dict | None = None  # {"step", "what"} when training produced non-finite values (status diverged)
     details: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -45,11 +47,25 @@ class RunResults:
         return {**record, **details}
 
 
+def finite_or_null(value):
+    """``value`` with every NaN or infinite float replaced by None (recursively): strict JSON has no NaN token,
+    and a reader that gets null knows there is no number (the run's status and history say why)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    return value
+
+
 def write_json_atomic(data: dict, path: str | Path) -> None:
+    """Write strict JSON (non-finite floats become null) through a temporary file renamed into place."""
     path = Path(path)
+    data = finite_or_null(json.loads(json.dumps(data, default=float)))
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False, default=float)
+        json.dump(data, f, indent=2, sort_keys=False, allow_nan=False)
         f.write("\n")
     os.replace(tmp, path)
 

@@ -101,10 +101,8 @@ class Finetuner(Trainer):
         if self.mixup is not None:  # timm's Mixup draws from NumPy's global RNG: seed it per step
             with seeded_global_rngs(derive_seed(self.cfg.trainer.seed, STREAM_MIXUP, self.progress.global_step)):
                 batch["rgb"], target = self.mixup(batch["rgb"], target)
+        # A non-finite loss is the loop's non-finite guard's business (engine/nonfinite.py): all ranks agree on it.
         loss = self.loss_fn(self._output(self.train_model, batch), target, batch.get("valid"))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at step {self.progress.global_step + 1}; lower "
-                                     "optim.lr/blr or set optim.clip_grad")
         count = loss.new_tensor(float(target.shape[0]))
         return loss, torch.stack([count, loss.detach() * count])
 

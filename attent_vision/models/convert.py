@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UnreadableCheckpoint
 
 
 @dataclass
@@ -49,9 +49,9 @@ def read_checkpoint(path: str | Path) -> dict:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt or foreign files
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
+        raise UnreadableCheckpoint(
             f"{path} is not a readable PyTorch checkpoint ({first}); give a file saved by attent-vision or a "
-            "MultiMAE release file"
+            "MultiMAE release file", first
         ) from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a checkpoint dict with model weights")

@@ -44,6 +44,30 @@ def raw_rgb(item: dict) -> torch.Tensor:
     return item["rgb"] if "rgb" in item else item["image"]
 
 
+def posterize_keeping_a_bit(img, bits_to_keep, **kwargs):
+    """timm's posterize with at least one bit kept: timm's increasing-posterize RandAugment op asks for 0 bits at
+    the top of its magnitude range (reached with magnitude noise, e.g. rand-m9-mstd0.5-inc1), which pillow >= 13
+    rejects ("bits must be between or equal to 1 and 8"); 1 bit is the strongest posterize pillow allows."""
+    from timm.data.auto_augment import posterize
+
+    return posterize(img, max(1, bits_to_keep), **kwargs)
+
+
+def guard_posterize(transform) -> int:
+    """Point every posterize op of the RandAugment/AutoAugment stages inside ``transform`` (a torchvision Compose)
+    at :func:`posterize_keeping_a_bit`; returns how many ops were changed."""
+    from timm.data.auto_augment import posterize
+
+    changed = 0
+    for stage in getattr(transform, "transforms", []):
+        ops = getattr(stage, "ops", [])
+        for op in [o for policy in ops for o in (policy if isinstance(policy, (list, tuple)) else [policy])]:
+            if getattr(op, "aug_fn", None) is posterize:
+                op.aug_fn = posterize_keeping_a_bit
+                changed += 1
+    return changed
+
+
 class ClassificationTransform:
     """{'image' uint8 3 x H x W, 'label'} -> {'rgb': 3 x S x S float, 'target': label} with timm's pipeline."""
 
@@ -57,6 +81,7 @@ class ClassificationTransform:
             auto_augment=a.auto_augment or None, interpolation=a.interpolation, re_prob=a.re_prob,
             crop_pct=a.crop_pct, mean=IMAGENET_MEAN, std=IMAGENET_STD,
         )
+        guard_posterize(self.transform)
 
     def __call__(self, item: dict) -> dict:
         if "bad" in item:
