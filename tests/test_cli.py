@@ -100,6 +100,10 @@ def test_bad_input_fails_in_one_line_and_keeps_checkpoints(tmp_path, checkpointe
         expect = "skip_bad_sampels"
     out = run_cli(args)
     err = short_error(out, ours=problem != "typo")
+    if problem in ("truncated", "sizes"):  # found while training: the folder's checkpoints refuse the fresh run first
+        assert "checkpoint.resume=archive" in err
+        args[4] = f"hydra.run.dir={tmp_path / 'fresh'}"
+        err = short_error(run_cli(args))
     assert expect in err
     assert ckpt.read_bytes() == before and sorted((run_dir / "checkpoints").iterdir()) == [ckpt]
 

@@ -156,3 +156,14 @@ def test_wrong_root_split_or_modality_folder_says_what_to_set(folder_root, tmp_p
     (folder_root / "train" / "depth").rename(folder_root / "train" / "depths")
     with pytest.raises(DataError, match=r"modality folder .*train/depth is missing"):
         MultiModalFolder(folder_root, "train", MODALITIES)
+
+
+def test_a_root_that_is_a_file_or_a_broken_link_is_named_as_such(folder_root, tmp_path):
+    file_root = tmp_path / "root.txt"
+    file_root.write_text("not a folder")
+    with pytest.raises(DataError, match=r"root\.txt is a file, not a folder; set data.root"):
+        MultiModalFolder(file_root, "train", MODALITIES)
+    link = folder_root / "train" / "rgb" / "n01" / "a3.png"
+    link.symlink_to(tmp_path / "gone.png")  # used to read as "has no 'rgb' partner"
+    with pytest.raises(DataError, match=r"a3\.png is a broken symbolic link \(to .*gone\.png\); fix or remove it"):
+        MultiModalFolder(folder_root, "train", MODALITIES)

@@ -122,4 +122,5 @@ def test_export_bad_checkpoint(tmp_path, bad, caplog):
     assert main([str(path), "--out", str(tmp_path / "x.safetensors")]) == 2
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and str(path) in errors[0]
+    assert "init_from" not in errors[0]  # the exporter has no such setting
     assert not (tmp_path / "x.safetensors").exists()

@@ -150,3 +150,17 @@ def test_checkpoints_that_do_not_fit_fail_naming_the_problem(tmp_path, official_
 def test_unknown_task_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown fine-tuning task 'nyuv2_normals'"):
         compose_finetune("nyuv2_normals", None, [])
+
+
+class NotTensors:
+    """A pickled object a safe (weights-only) load refuses."""
+
+
+def test_a_pickle_of_objects_is_refused_without_suggesting_an_unsafe_load(tmp_path):
+    path = tmp_path / "objects.pth"
+    torch.save({"model": NotTensors()}, path)
+    with pytest.raises(CheckpointError) as info:
+        build_finetune_model(compose_finetune("imagenet_s50_cls", path, PICO), 10)
+    message = str(info.value)
+    assert "not a checkpoint of tensors" in message and str(path) in message
+    assert "weights_only" not in message  # torch's advice (weights_only=False) would run arbitrary code

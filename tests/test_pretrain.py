@@ -91,6 +91,11 @@ def test_resume_refuses_a_run_folder_with_different_settings(tmp_path):
     run(tmp_path, "r", ["trainer.stop_after_steps=3"])
     with pytest.raises(CheckpointError, match="selection.strategy: 'soft' -> 'hard'"):
         run(tmp_path, "r", ["selection=hard"])
+    # Augmentation changes what is computed too; loader and logging settings do not (an explicit allow-list).
+    with pytest.raises(CheckpointError, match=r"data.hflip_prob: 0.5 -> 0.0"):
+        run(tmp_path, "r", ["data.hflip_prob=0.0"])
+    resumed, _ = run(tmp_path, "r", ["data.num_workers=1", "trainer.log_every_steps=1", "trainer.stop_after_steps=1"])
+    assert resumed["status"] == "interrupted" and resumed["optimizer_steps"] == 4
 
 
 def test_hard_selection_picks_the_hard_samples(tmp_path):

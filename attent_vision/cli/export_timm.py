@@ -53,7 +53,7 @@ def export(checkpoint: str | Path, out: str | Path, model: str | None = None) ->
     from ..finetuning.init import infer_encoder_spec, read_init_checkpoint
     from ..models.timm_layout import multivit_to_timm, save_safetensors
 
-    ckpt = read_init_checkpoint(checkpoint)
+    ckpt = read_init_checkpoint(checkpoint, label="checkpoint ")
     spec = infer_encoder_spec(ckpt)
     state = multivit_to_timm(ckpt.state)
     grid = ckpt.state["input_adapters.rgb.pos_emb"].shape[-1]

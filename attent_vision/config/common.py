@@ -51,7 +51,7 @@ class OptimConfig:
 
 @dataclass
 class CheckpointConfig:
-    resume: str = "auto"  # auto | never | /path/to/step_X.pt
+    resume: str = "auto"  # auto | never | archive | /path/to/step_X.pt
     every_epochs: int = 1  # checkpoint every N epochs (0 = only at the end)
     every_steps: Optional[int] = None  # also every N optimizer steps
     keep_last: int = 2  # checkpoints kept

@@ -67,7 +67,11 @@ def list_images(folder: Path) -> dict[str, Path]:
     images: dict[str, Path] = {}
     # os.scandir knows file types without a stat per file: it matters for folders of 10^5 images.
     with os.scandir(folder) as entries:
-        files = sorted(Path(e.path) for e in entries if e.is_file())
+        entries = list(entries)
+    for e in entries:  # a link to nothing would otherwise vanish silently and show up as a missing partner
+        if e.is_symlink() and not e.is_file() and not e.is_dir() and is_image_file(Path(e.path)):
+            raise DataError(f"{e.path} is a broken symbolic link (to {os.readlink(e.path)}); fix or remove it")
+    files = sorted(Path(e.path) for e in entries if e.is_file())
     for p in files:
         if not is_image_file(p):
             continue

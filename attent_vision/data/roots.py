@@ -18,6 +18,7 @@ def resolve_root(root: str | Path | None, env_var: str, what: str, expected: str
                         f"(the folder that holds {expected})")
     path = Path(root).expanduser()
     if not path.is_dir():
-        raise DataError(f"{what} folder {path} does not exist; set data.root (or ${env_var}) to the folder that "
+        state = "is a file, not a folder" if path.exists() else "does not exist"
+        raise DataError(f"{what} folder {path} {state}; set data.root (or ${env_var}) to the folder that "
                         f"holds {expected}")
     return path

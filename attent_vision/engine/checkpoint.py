@@ -7,7 +7,9 @@ the new one is in place. Files are named by optimizer step, so the newest is the
 
 import os
 import re
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -125,6 +127,16 @@ class CheckpointManager:
                 old.unlink(missing_ok=True)
         return path
 
+    def archive_run(self, run_dir: Path) -> Path:
+        """Move an earlier run's checkpoints and outputs into ``run_dir/archived/<time>/``; returns that folder."""
+        target = Path(run_dir) / "archived" / time.strftime("%Y-%m-%d_%H-%M-%S")
+        target.mkdir(parents=True)
+        for name in ("checkpoints", "results.json", "config.yaml", "pretrained.pth", "finetuned.pth",
+                     "reconstructions", "wandb_id.txt"):
+            if (Path(run_dir) / name).exists():
+                shutil.move(str(Path(run_dir) / name), str(target / name))
+        return target
+
     @staticmethod
     def load(path: str | Path) -> dict:
         try:
@@ -155,18 +167,13 @@ def _flatten(d, prefix=""):
     return out
 
 
-def config_differences(saved: dict, current: dict, keys: tuple[str, ...]) -> list[str]:
-    """The settings among ``keys`` (dotted keys or whole sections) that differ between a checkpoint's config and
-    the current one, as ``key: old -> new`` lines (sections are compared key by key)."""
-    diffs = []
-    saved, current = OmegaConf.create(saved), OmegaConf.create(current)
-    for section in keys:
-        a, b = OmegaConf.select(saved, section), OmegaConf.select(current, section)
-        a = OmegaConf.to_container(a) if OmegaConf.is_config(a) else a
-        b = OmegaConf.to_container(b) if OmegaConf.is_config(b) else b
-        if isinstance(a, dict) or isinstance(b, dict):
-            fa, fb = _flatten(a, section + "."), _flatten(b, section + ".")
-            diffs += [f"{k}: {fa.get(k)!r} -> {fb.get(k)!r}" for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
-        elif a != b:
-            diffs.append(f"{section}: {a!r} -> {b!r}")
-    return diffs
+def config_differences(saved: dict, current: dict, may_differ: tuple[str, ...]) -> list[str]:
+    """Every setting that differs between a checkpoint's config and the current one, as ``key: old -> new`` lines,
+    except those under the dotted keys or sections in ``may_differ`` (settings that do not change what a run
+    computes: logging, loader workers, checkpointing ...). Everything else, augmentation included, must match."""
+    def allowed(key: str) -> bool:
+        return any(key == k or key.startswith(k + ".") for k in may_differ)
+
+    a, b = _flatten(saved), _flatten(current)
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+            if not allowed(k) and a.get(k) != b.get(k)]

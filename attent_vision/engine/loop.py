@@ -24,6 +24,7 @@ from .distributed import DistEnv, all_reduce_sum, barrier, broadcast_object, ini
 from .loaders import make_loader
 from .nonfinite import Divergence, NonFiniteGuard
 from .preemption import StopRequested
+from .run_lock import RunFolderLock
 from .run_record import RunRecord
 from .runtime import configure_backends, grad_scaler, resolve_precision, wrap_model
 from .sampler import EpochBatchSampler, step_shapes
@@ -40,11 +41,24 @@ class Trainer(StageHooks, RunRecord):
 
     def __init__(self, cfg, run_dir: str | Path, dist: DistEnv | None = None):
         self.cfg = cfg
-        t = cfg.trainer
-        self.dist = dist or init_distributed(t.device)
+        self.dist = dist or init_distributed(cfg.trainer.device)
         # All ranks work in rank 0's run folder (torchrun starts one Hydra app per rank, each with its own folder).
         self.run_dir = Path(broadcast_object(str(run_dir), self.dist))
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # One run per folder; rank 0 holds the lock for all ranks until the run ends (or fails to start).
+        self.lock = RunFolderLock(self.run_dir).acquire() if self.dist.is_main else None
+        try:
+            self._build()
+        except BaseException:
+            self.release_lock()
+            raise
+
+    def release_lock(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+    def _build(self) -> None:
+        cfg, t = self.cfg, self.cfg.trainer
         self.device = self.dist.device
         configure_backends(self.device)
         self.precision = resolve_precision(t.precision, self.device)
@@ -96,7 +110,8 @@ class Trainer(StageHooks, RunRecord):
 
     def _resume(self) -> None:
         resume = self.cfg.checkpoint.resume
-        if resume == "never":
+        if resume in ("never", "archive"):
+            self._start_over(resume)
             return
         if resume == "auto":  # the newest readable checkpoint (rank 0 decides; the others read the same file)
             found = self.ckpt.newest_readable() if self.dist.is_main else None
@@ -108,7 +123,7 @@ class Trainer(StageHooks, RunRecord):
             path = Path(resume)
             state = self.ckpt.load(path)
         diffs = config_differences(state.get("config", {}), OmegaConf.to_container(self.cfg, resolve=True),
-                                   self.resume_must_match)
+                                   self.resume_may_differ)
         if diffs:
             raise CheckpointError(f"{path} was written by a run with different settings ({'; '.join(diffs[:4])}); "
                                   "resume it with the original settings, or start a new run folder (or set "
@@ -122,6 +137,20 @@ class Trainer(StageHooks, RunRecord):
         restore_rng(state, self.device)
         log.info("resumed from %s at epoch %d step %d (global step %d)", path, self.progress.epoch + 1,
                  self.progress.step_in_epoch, self.progress.global_step)
+
+    def _start_over(self, resume: str) -> None:
+        """A fresh run in this folder: refused when an earlier run's checkpoints are there (they would mix with the
+        new ones), unless ``archive`` moves that run's files to <run>/archived/<time>/ first."""
+        earlier = self.ckpt.checkpoints()
+        if earlier and resume == "never":
+            raise CheckpointError(
+                f"{self.run_dir} holds checkpoints of an earlier run (newest {earlier[-1].name}); resume it "
+                "(checkpoint.resume=auto), give this run another hydra.run.dir, or set checkpoint.resume=archive to "
+                "move the earlier run's files to <run>/archived/ and start over")
+        if earlier and self.dist.is_main:
+            where = self.ckpt.archive_run(self.run_dir)
+            log.warning("moved the earlier run's checkpoints and results to %s; starting over", where)
+        barrier(self.dist)
 
     def save(self) -> None:
         """Checkpoint the complete training state (rank 0 writes; all ranks wait). Saving twice at one step is a
@@ -173,12 +202,15 @@ class Trainer(StageHooks, RunRecord):
                 log.info(line)
         self.stop.install()
         try:
-            interrupted, diverged = self._run_epochs(), None
-        except Divergence as e:
-            interrupted, diverged = False, e
+            try:
+                interrupted, diverged = self._run_epochs(), None
+            except Divergence as e:
+                interrupted, diverged = False, e
+            finally:
+                self.stop.restore()
+            return self.finish(interrupted, diverged)
         finally:
-            self.stop.restore()
-        return self.finish(interrupted, diverged)
+            self.release_lock()
 
     def _run_epochs(self) -> bool:
         cfg, t, p = self.cfg, self.cfg.trainer, self.progress

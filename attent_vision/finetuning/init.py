@@ -49,7 +49,7 @@ class EncoderSpec:
                      num_global_tokens=self.num_global_tokens)
 
 
-def resolve_checkpoint_path(init_from: str | Path) -> Path:
+def resolve_checkpoint_path(init_from: str | Path, label: str = "init_from=") -> Path:
     """A file as is; a run folder -> its pretrained.pth (or finetuned.pth, or its newest checkpoints/step_*.pt)."""
     path = Path(init_from).expanduser()
     if path.is_dir():
@@ -60,16 +60,17 @@ def resolve_checkpoint_path(init_from: str | Path) -> Path:
         if steps:
             return steps[-1]
         raise CheckpointError(
-            f"init_from={path} is a folder without pretrained.pth, finetuned.pth or checkpoints/step_*.pt; give a "
+            f"{label}{path} is a folder without pretrained.pth, finetuned.pth or checkpoints/step_*.pt; give a "
             "finished pretraining run folder or a checkpoint file"
         )
     if not path.exists():
-        raise CheckpointError(f"init_from={path}: no such file or folder (check the path)")
+        raise CheckpointError(f"{label}{path}: no such file or folder (check the path)")
     return path
 
 
-def read_init_checkpoint(init_from: str | Path) -> InitCheckpoint:
-    path = resolve_checkpoint_path(init_from)
+def read_init_checkpoint(init_from: str | Path, label: str = "init_from=") -> InitCheckpoint:
+    """``label`` names the setting in messages (``init_from=`` for fine-tuning, ``checkpoint `` for the export)."""
+    path = resolve_checkpoint_path(init_from, label)
     raw = read_checkpoint(path)
     state = extract_state_dict(raw, source=str(path))
     config = raw.get("config") if isinstance(raw.get("config"), dict) else None

@@ -36,9 +36,6 @@ class Finetuner(Trainer):
     """Fine-tune (or resume) into a run folder; ``run()`` returns the results.json dict."""
 
     stage = "finetune"
-    # Settings that decide what a run computes: resuming with other values would silently mix two runs.
-    resume_must_match = ("init_from", "task", "model", "data.name", "data.root", "data.synthetic", "optim",
-                         "trainer.epochs", "trainer.batch_size", "trainer.seed")
     progress_type = FinetuneProgress
     drop_last = True
 

@@ -49,6 +49,8 @@ def read_checkpoint(path: str | Path) -> dict:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt or foreign files
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Weights only" in str(e):  # never pass on torch's advice to load unsafely
+            first = "it is not a checkpoint of tensors (or holds arbitrary Python objects, which are not loaded)"
         raise UnreadableCheckpoint(
             f"{path} is not a readable PyTorch checkpoint ({first}); give a file saved by attent-vision or a "
             "MultiMAE release file", first

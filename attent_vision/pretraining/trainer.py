@@ -34,9 +34,6 @@ class Pretrainer(Trainer):
     """Pretrain (or resume) a MultiMAE into a run folder; ``run()`` returns the results.json dict."""
 
     stage = "pretrain"
-    # Settings that decide what a run computes: resuming with other values would silently mix two runs.
-    resume_must_match = ("model", "data.name", "data.root", "data.train_split", "data.synthetic", "optim", "ratio",
-                         "interval", "selection", "teaching", "trainer.epochs", "trainer.batch_size", "trainer.seed")
     evaluate_at_start = True
 
     def setup(self) -> None:

@@ -88,7 +88,8 @@ class MultiModalFolder(Dataset):
     def _scan(self) -> tuple[list[Sample], list[str]]:
         split_dir = self.root / self.split
         if not self.root.is_dir():
-            raise DataError(f"data root {self.root} does not exist; set data.root to the folder that holds "
+            what = "is a file, not a folder" if self.root.exists() else "does not exist"
+            raise DataError(f"data root {self.root} {what}; set data.root to the folder that holds "
                             f"'{self.split}/<modality>/<class>/...'")
         if not split_dir.is_dir():
             raise DataError(
