@@ -98,7 +98,7 @@ class Trainer(StageHooks, RunRecord):
             OmegaConf.save(cfg, self.run_dir / "config.yaml", resolve=True)
         self.tracker = Tracker(cfg.logger, self.run_dir, OmegaConf.to_container(cfg, resolve=True), self.dist.is_main)
         self.stop = StopRequested()
-        self.guard = NonFiniteGuard(self.cfg.trainer.max_nonfinite_steps)
+        self.guard = NonFiniteGuard(t.max_nonfinite_steps)
 
     # --------------------------------------------------------------------------------------------- helpers
     def steps_in_epoch(self, epoch: int) -> int:

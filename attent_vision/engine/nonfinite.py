@@ -23,6 +23,16 @@ class Divergence(Exception):
         super().__init__(f"non-finite {what} at optimizer step {step} ({steps_in_a_row} step(s) in a row)")
 
 
+def total_grad_norm(model: torch.nn.Module) -> torch.Tensor:
+    """The 2-norm of all gradients (0-d), on their device: torch's get_total_norm where it exists (torch >= 2.6),
+    else clip_grad_norm_ with an infinite bound (same norm, plus a multiplication by 1)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    get_total_norm = getattr(torch.nn.utils, "get_total_norm", None)
+    if get_total_norm is not None:
+        return get_total_norm(grads)
+    return torch.nn.utils.clip_grad_norm_(model.parameters(), math.inf)
+
+
 class NonFiniteGuard:
     def __init__(self, max_nonfinite_steps: int = 0):
         self.max_nonfinite_steps = max_nonfinite_steps
@@ -38,11 +48,12 @@ class NonFiniteGuard:
         check_grads = not scaler.is_enabled()
         if clip_grad or check_grads:
             scaler.unscale_(optimizer)
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad or math.inf)
-        flags = torch.stack([torch.isfinite(loss_sum.detach().float()),
-                             torch.isfinite(norm) if check_grads else torch.ones((), dtype=torch.bool,
-                                                                                   device=loss_sum.device)])
-        flags = flags.to(torch.int32)
+            # Clipping computes the norm anyway; without it, only the norm (no rescaling pass over the gradients).
+            norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad) if clip_grad
+                    else total_grad_norm(model))
+        grads_ok = torch.isfinite(norm).to(loss_sum.device) if check_grads else torch.ones((), dtype=torch.bool,
+                                                                                            device=loss_sum.device)
+        flags = torch.stack([torch.isfinite(loss_sum.detach().float()), grads_ok]).to(torch.int32)
         if distributed:
             torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MIN)
         loss_ok, grads_ok = (bool(x) for x in flags.cpu())
