@@ -8,6 +8,8 @@ print its one-line message (what was wrong, where, what to do) instead of a trac
 class UserError(Exception):
     """An error caused by the user's input (config, files, checkpoints), with an actionable message."""
 
+    exit_code = 2  # the entry points' exit status for it
+
 
 class ConfigError(UserError):
     """A config value is unknown, out of range or inconsistent with another one."""
@@ -15,6 +17,10 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A dataset folder or file is missing, unreadable or inconsistent."""
+
+
+class StorageError(UserError):
+    """A file or folder cannot be written: the disk is full, the folder is read-only or not ours to write."""
 
 
 class CheckpointError(UserError):

@@ -25,6 +25,7 @@ STREAM_SELECT = 5  # each selection's generator (teaching/teacher.py)
 STREAM_FINETUNE_AUGMENT = 6  # fine-tuning augmentation per (epoch, sample)
 STREAM_MIXUP = 7  # fine-tuning mixup/cutmix per optimizer step
 STREAM_REFRESH = 8  # tie-breaking among equally stale scores before a refresh (teaching/refresh.py)
+STREAM_REFERENCE = 9  # the learnability reference model: its weights, sample order and augmentation
 
 
 def derive_seed(*parts: int) -> int:

@@ -5,9 +5,11 @@ regimes, all in this one process on this machine, interleaved per seed (regime, 
 drifts of the machine hit every method alike. Each method's (wall time, final validation loss) points across budgets
 form its frontier; each seed is compared with the same seed's full-data run at budget 1.0 (loss L*, wall T*).
 
-Methods: full (full data, the reference), random (uniform subsets on the AtteNT plan, the matched baseline), hard
-and soft (AtteNT with scores from the training steps plus a budgeted refresh), soft_pass (the paper's scoring pass
-over all samples before each selection; by default run at budget 1.0 only).
+Methods: full (full data, the reference), random (uniform subsets on the AtteNT plan, the matched baseline), prune
+(InfoBatch-style: below-mean samples dropped at random and rescaled, full-data tail), soft_learn (Gumbel-top-k on
+learnability scores with unbiased subset weights, free scores), hard_learn (top-k on learnability), soft_pass (the
+paper's AtteNT: loss scores from a scoring pass over all samples before each selection; by default at budget 1.0
+only); on request also hard and soft (loss scores from the training steps plus a refresh: issue 11's methods).
 Regimes: default (256 scenes, 26 reference epochs, batch 64: 4 steps per full epoch, the CPU default's schedule)
 and many_epochs (64 scenes, 104 reference epochs, batch 16: the same samples trained but 4x the epochs per sample,
 closer to the paper's 800 epochs). Both use multimae_pico and smaller data than the CPU default, because the
@@ -16,7 +18,7 @@ default setting is too slow for methods x budgets x seeds within an hour on 2 CP
 Wall time excludes periodic validation (it measures the model, it does not train it). The tables and their
 columns are described in summary.md; with --finetune the budget-1.0 runs also fine-tune on the downstream tasks.
 
-    python benchmarks/frontier.py                                        # both regimes, 5 methods, 4 budgets, 3 seeds
+    python benchmarks/frontier.py                                        # both regimes, 6 methods, 4 budgets, 3 seeds
     python benchmarks/frontier.py --regimes default --seeds 0            # a quicker look
     python benchmarks/frontier.py trainer.precision=fp32 --finetune      # train.py overrides go first (or after --)
 
@@ -71,13 +73,19 @@ REGIMES = {
                            "trainer.batch_size=16", "interval.initial_interval=8", "interval.max_interval=16",
                            "optim.warmup_epochs=8"), 104),
 }
+LEARNABILITY = ("teaching.score=learnability", "teaching.score_source=training")
 METHODS = {
     "full": ("selection=none",),
     "random": ("selection=random",),
+    "prune": ("selection=prune",),
+    "soft_learn": ("selection=soft", "selection.reweight=unbiased", *LEARNABILITY),
+    "hard_learn": ("selection=hard", *LEARNABILITY),
+    "soft_pass": ("selection=soft", "teaching.score_source=pass"),
     "hard": ("selection=hard", "teaching.score_source=training"),
     "soft": ("selection=soft", "teaching.score_source=training"),
-    "soft_pass": ("selection=soft", "teaching.score_source=pass"),
 }
+# What runs without --methods: issue 12's comparison (hard and soft with loss scores were measured in issue 11).
+DEFAULT_METHODS = ("full", "random", "prune", "soft_learn", "hard_learn", "soft_pass")
 # Validation only at the end and no periodic checkpoints: both cost wall time that is not training. No loader
 # workers: on 2 cores they compete with the training process (measured: a many_epochs full run took 136 s with 2
 # workers, 37 s without).
@@ -160,7 +168,8 @@ def plan_runs(args) -> tuple[list[Run], dict]:
                 validate_train_config(cfg)
             except (UserError, HydraException, OmegaConfBaseException) as e:
                 raise BadInput(f"regime {regime}, method {method}: {' '.join(str(e).split())}") from None
-            minimum = cfg.teaching.total_cycles + 1 if STRATEGIES[cfg.selection.strategy].trains_on_subsets else 1
+            strategy = STRATEGIES[cfg.selection.strategy]
+            minimum = cfg.teaching.total_cycles + 1 if strategy.trains_on_subsets and strategy.cyclic else 1
             for b in budgets_of(args, method):
                 if epochs[b] < minimum:
                     why = (f"trains on subsets and needs teaching.total_cycles + 1 = {minimum}" if minimum > 1
@@ -293,8 +302,8 @@ def write_outputs(args, out: Path, numbers: dict, regimes: dict, command: str) -
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="frontier.py", description=__doc__.splitlines()[0])
-    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS), metavar="METHOD",
-                   help=f"of {', '.join(METHODS)} (default: all); full is required")
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(DEFAULT_METHODS), metavar="METHOD",
+                   help=f"of {', '.join(METHODS)} (default: {', '.join(DEFAULT_METHODS)}); full is required")
     p.add_argument("--reference-only", nargs="*", choices=list(METHODS), default=["soft_pass"], metavar="METHOD",
                    help="methods run at budget 1.0 only (default: soft_pass)")
     p.add_argument("--budgets", type=float, nargs="+", default=[0.5, 0.75, 1.0, 1.5],

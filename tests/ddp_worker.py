@@ -26,8 +26,8 @@ class RecordingSampler(EpochBatchSampler):
 
 trainer.sampler.__class__ = RecordingSampler
 access = trainer.teacher.access
-score_batch = access.per_sample_loss
-access.per_sample_loss = lambda batch: (scored.extend(batch["index"].tolist()), score_batch(batch))[1]
+score_batch = access.per_task_losses
+access.per_task_losses = lambda batch: (scored.extend(batch["index"].tolist()), score_batch(batch))[1]
 choose = trainer.teacher.subset_for_epoch
 
 

@@ -109,6 +109,16 @@ def test_unknown_keys_fail_naming_the_key(override):
         ("teaching.refresh_fraction=1.5", "teaching.refresh_fraction"),
         ("teaching.max_scoring_fraction=0", "teaching.max_scoring_fraction"),
         ("teaching.max_scoring_fraction=2", "teaching.max_scoring_fraction"),
+        ("teaching.score=rho", "teaching.score"),
+        ("teaching.score=progress", "teaching.score"),  # needs history: refused with the default scoring pass
+        ("teaching.reference_epochs=0", "teaching.reference_epochs"),
+        ("teaching.score_modalities={rgb:-1}", "teaching.score_modalities.rgb"),
+        ("teaching.score_modalities={normals:1}", "teaching.score_modalities.normals"),
+        ("teaching.score_modalities={rgb:0}", "teaching.score_modalities"),
+        ("selection.reweight=yes", "selection.reweight"),
+        ("selection.prune_ratio=-0.1", "selection.prune_ratio"),
+        ("selection.prune_ratio=1", "selection.prune_ratio"),
+        ("selection.prune_delta=0", "selection.prune_delta"),
     ],
 )
 def test_out_of_range_values_fail_naming_the_key(override, key):
@@ -117,6 +127,21 @@ def test_out_of_range_values_fail_naming_the_key(override, key):
         validate_train_config(cfg)
     assert key in str(info.value)
     assert len(str(info.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("overrides,key", [
+    (["selection=hard", "selection.reweight=unbiased"], "selection.reweight"),  # top-k has no unbiased form
+    (["selection=soft", "teaching.score=progress", "teaching.score_source=pass"], "teaching.score"),
+    (["selection=soft", "teaching.score=learnability", "data.val_split=null"], "data.val_split"),
+])
+def test_combinations_without_meaning_fail_naming_the_key(tmp_path, overrides, key):
+    from attent_vision.pretraining.trainer import Pretrainer
+
+    cfg = compose_train(["debug=smoke", *overrides])
+    with pytest.raises(ConfigError) as info:
+        validate_train_config(cfg)
+        Pretrainer(cfg, tmp_path / "run")  # what the schema cannot see (a missing holdout split) fails at set-up
+    assert key in str(info.value) and len(str(info.value).splitlines()) == 1
 
 
 def test_every_user_facing_yaml_key_has_a_comment():

@@ -158,3 +158,33 @@ def test_image_without_mask_or_mask_of_another_size(imagenet_s):
         ImageNetS50Segmentation(imagenet_s, "validation")[5]
     with pytest.raises(DataError, match=r"mask folder .*train-segmentation does not exist"):
         ImageNetS50Segmentation(imagenet_s, "train")
+
+
+def test_fine_tuning_with_skipping_names_every_skipped_file_and_mixes_odd_batches(imagenet_s, tmp_path, caplog):
+    """Skip mode through a whole fine-tune with the reference mixup: a bad training image leaves an odd batch
+    (timm's Mixup pairs samples: that batch trains unmixed instead of crashing) and both the training and the
+    evaluation warnings name the skipped files."""
+    import logging
+
+    from attent_vision.config import validate_finetune_config
+    from attent_vision.finetuning.suite import compose_finetune
+    from attent_vision.finetuning.trainer import finetune
+
+    bad_train = imagenet_s / "train" / WNIDS[0] / f"{WNIDS[0]}_1.JPEG"
+    bad_val = imagenet_s / "validation" / WNIDS[2] / f"val_{WNIDS[2]}_0.JPEG"
+    for bad in (bad_train, bad_val):
+        bad.write_bytes(bad.read_bytes()[:100])
+    cfg = compose_finetune("imagenet_s50_cls", None, [
+        "data=imagenet_s50_downstream", f"data.root={imagenet_s}", "data.skip_bad_samples=true", "data.num_workers=0",
+        "task.num_classes=null", "task.augment.auto_augment=null", "model.scratch_name=multivit_pico",
+        "model.scratch_patch_size=8", "model.image_size=32", "trainer.epochs=1", "trainer.batch_size=6",
+        "trainer.eval_batch_size=6", "trainer.progress_bar=false"])
+    assert cfg.task.mixup.mixup_alpha > 0 and cfg.task.mixup.cutmix_alpha > 0  # the reference recipe's mixing
+    validate_finetune_config(cfg)
+    with caplog.at_level(logging.WARNING):
+        results = finetune(cfg, tmp_path / "run")
+    assert results["status"] == "completed" and results["optimizer_steps"] == 1
+    assert results["bad_samples"] == 1 and str(bad_train) in results["bad_examples"][0]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("epoch 1: skipped 1 samples" in w and str(bad_train) in w for w in warnings), warnings
+    assert any("evaluation: skipped 1 samples" in w and str(bad_val) in w for w in warnings), warnings

@@ -101,6 +101,24 @@ def test_free_scores_with_refresh_select_the_same_on_both_ranks_as_one_process(t
     assert sorted(together) == sorted(single["scored"])  # the same stalest samples, each scored once
 
 
+@pytest.mark.parametrize("options", [
+    ["selection=soft", "teaching.score=learnability", "selection.reweight=unbiased", "teaching.reference_epochs=2"],
+    ["selection=prune", "teaching.score=progress"],
+], ids=["learnability_unbiased", "prune_progress"])
+def test_new_scores_and_prune_select_the_same_on_both_ranks_as_one_process(tmp_path, options):
+    """The reference model (trained on every rank, rank 0's weights kept), the score history merged across ranks,
+    and the weighted subsets: two ranks must choose what one process chooses."""
+    free = ["teaching.score_source=training", "teaching.max_scoring_fraction=null", *options]
+    (single,), single_dir = launch(tmp_path, "single", free, 1)
+    ranks, ddp_dir = launch(tmp_path, "ddp", ["trainer.micro_batch_size=8", *free], 2)
+    assert ranks[0]["subsets"] == ranks[1]["subsets"] == single["subsets"]
+    assert any(s for s in single["subsets"].values())
+    one, two = (json.loads((d / "results.json").read_text())["selections"] for d in (single_dir, ddp_dir))
+    assert len(one) == len(two)
+    for a, b in zip(one, two):  # scores differ by reduction order only, so the inclusion probabilities barely do
+        assert a["weights"] == pytest.approx(b["weights"], rel=1e-4)
+
+
 def test_the_scoring_cap_decides_the_same_on_both_ranks(tmp_path):
     """A cap of 1e-9 of the wall time skips every refresh whatever the timings: both ranks must agree, and still
     select (from the free training-step scores alone)."""

@@ -183,15 +183,16 @@ def test_plan_order_overrides_and_budget_epochs():
     args = parser.parse_args(["trainer.log_every_steps=5"])
     frontier.check_args(parser, args)
     runs, regimes = frontier.plan_runs(args)
-    assert len(runs) == 2 * 3 * (4 * 4 + 1)  # regimes x seeds x (budgets x methods + soft_pass at 1.0)
-    assert [(r.regime, r.seed, r.budget, r.method) for r in runs[:5]] == [
-        ("default", 0, 0.5, "full"), ("default", 0, 0.5, "random"), ("default", 0, 0.5, "hard"),
-        ("default", 0, 0.5, "soft"), ("default", 0, 0.75, "full")]
+    assert len(runs) == 2 * 3 * (4 * 5 + 1)  # regimes x seeds x (budgets x methods + soft_pass at 1.0)
+    assert [(r.regime, r.seed, r.budget, r.method) for r in runs[:6]] == [
+        ("default", 0, 0.5, "full"), ("default", 0, 0.5, "random"), ("default", 0, 0.5, "prune"),
+        ("default", 0, 0.5, "soft_learn"), ("default", 0, 0.5, "hard_learn"), ("default", 0, 0.75, "full")]
     assert regimes["many_epochs"]["epochs"] == {"0.5": 52, "0.75": 78, "1.0": 104, "1.5": 156}
     assert regimes["default"]["scenes"] == 256 and regimes["many_epochs"]["scenes"] == 64
-    hard = runs[2].overrides
-    assert "teaching.score_source=training" in hard and "trainer.epochs=13" in hard
-    assert hard[-1] == "trainer.log_every_steps=5"  # command-line overrides last
+    learn = runs[3].overrides
+    assert {"teaching.score=learnability", "selection.reweight=unbiased"} <= set(learn)
+    assert "teaching.score_source=training" in learn and "trainer.epochs=13" in learn
+    assert learn[-1] == "trainer.log_every_steps=5"  # command-line overrides last
 
 
 def test_rerun_reuses_completed_runs_and_reruns_incomplete_ones(tmp_path, capsys, caplog):

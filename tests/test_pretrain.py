@@ -22,7 +22,8 @@ def run(tmp_path, name, overrides):
 
 def selections(results):
     """What was selected and why, without the timings (which differ from run to run)."""
-    return [{k: v for k, v in s.items() if not k.startswith("scoring_s")} for s in results["selections"]]
+    return [{k: v for k, v in s.items() if not k.startswith("scoring_s") and k != "reference_s"}
+            for s in results["selections"]]
 
 
 def final_weights(run_dir):
@@ -66,7 +67,14 @@ def test_same_seed_same_subsets_and_weights(tmp_path):
 FREE_SCORES = ["teaching.score_source=training", "teaching.max_scoring_fraction=null", "teaching.refresh_fraction=0.3"]
 
 
-@pytest.mark.parametrize("stop_after,scores", [(7, []), (6, []), (7, FREE_SCORES)], ids=["mid", "boundary", "free"])
+# Issue 12's options: a trained reference model and unbiased weights; prune's weighted subsets with the progress
+# score's history. Both must be in the checkpoint for the resumed run to match.
+LEARNABILITY = [*FREE_SCORES, "teaching.score=learnability", "selection.reweight=unbiased", "teaching.reference_epochs=2"]
+PRUNE = ["selection=prune", "teaching.score=progress", "teaching.max_scoring_fraction=null"]
+
+
+@pytest.mark.parametrize("stop_after,scores", [(7, []), (6, []), (7, FREE_SCORES), (7, LEARNABILITY), (7, PRUNE)],
+                         ids=["mid", "boundary", "free", "learnability", "prune"])
 def test_run_stopped_mid_cycle_and_resumed_is_bit_identical(tmp_path, stop_after, scores):
     """Smoke plan: epoch 0 full (6 steps), epoch 1 a subset epoch (2 steps), ... Stopping after 7 steps leaves the
     run in the middle of the subset epoch; after 6 it stops at the epoch boundary just before a selection."""
@@ -80,7 +88,9 @@ def test_run_stopped_mid_cycle_and_resumed_is_bit_identical(tmp_path, stop_after
     ref_w, res_w = final_weights(ref_dir), final_weights(run_dir)
     assert all(torch.equal(ref_w[k], res_w[k]) for k in ref_w)
     assert resumed["final"]["val_loss"] == reference["final"]["val_loss"]
-    if scores:  # the refreshes happened, uncapped, and their ages are part of what matched
+    if scores in (LEARNABILITY, PRUNE):  # weighted subsets: their weights were part of what matched
+        assert all(s["weights"]["max"] > s["weights"]["min"] for s in resumed["selections"])
+    if scores == FREE_SCORES:  # the refreshes happened, uncapped, and their ages are part of what matched
         assert [(s["samples_scored"], s["refresh_decision"]) for s in resumed["selections"]] == [(29, "uncapped")] * 3
         assert "score_age_mean" in resumed["selections"][0]
 
@@ -107,7 +117,7 @@ def test_hard_selection_picks_the_hard_samples(tmp_path):
     trainer = Pretrainer(cfg, tmp_path / "hard")
     trainer.run()
     trainer.teacher.score(torch.arange(trainer.num_train), epoch=0, step=trainer.progress.global_step)
-    scores = trainer.teacher.table.values.cpu()
+    scores = trainer.teacher.scores()
     folder = trainer.views["train"].folder
     with open(folder.root / "samples.csv") as f:
         noise_of = {row["stem"]: float(row["noise"]) for row in csv.DictReader(f)}

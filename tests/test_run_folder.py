@@ -64,3 +64,28 @@ def test_two_runs_started_into_one_folder_the_second_is_refused_in_one_line(tmp_
         first.wait()
     assert second.returncode == 2 and "Traceback" not in second.stderr
     assert f"is in use by pid {first.pid}" in second.stderr and "another hydra.run.dir" in second.stderr
+
+
+def test_a_refused_invocation_leaves_the_runs_hydra_metadata_as_it_was(tmp_path):
+    from conftest import run_cli
+
+    run = ["train.py", "debug=smoke", f"hydra.run.dir={tmp_path}"]
+    first = run_cli(run + ["trainer.stop_after_steps=2"])
+    assert first.returncode == 0, first.stderr[-2000:]
+    metadata = tmp_path / ".hydra"
+
+    def current() -> dict[str, str]:
+        return {name: (metadata / name).read_text() for name in ("config.yaml", "overrides.yaml", "hydra.yaml")}
+
+    accepted = current()
+    assert "trainer.stop_after_steps=2" in accepted["overrides.yaml"]
+    refusals = {"checkpoint.resume=never": "checkpoint.resume=archive",  # starting over over checkpoints
+                "selection=hard": "selection.strategy: 'soft' -> 'hard'",  # resuming with other settings
+                "selection.temperature=0": "selection.temperature"}  # a bad value
+    for override, message in refusals.items():
+        refused = run_cli(run + [override])
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr[-2000:]
+        assert current() == accepted, f"{override} replaced the run's Hydra metadata"
+    resumed = run_cli(run + ["trainer.stop_after_steps=1"])  # an accepted invocation's metadata becomes the run's
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "trainer.stop_after_steps=1" in current()["overrides.yaml"]

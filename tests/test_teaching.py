@@ -204,7 +204,7 @@ def access_for(scores: torch.Tensor, calls: list | None = None) -> LearnerAccess
             calls.append(epoch)
         return [{"index": indices}]
 
-    return LearnerAccess(score_batches=batches, per_sample_loss=lambda batch: scores[batch["index"]])
+    return LearnerAccess(score_batches=batches, per_task_losses=lambda batch: scores[batch["index"]])
 
 
 def test_teacher_scores_only_when_needed_and_repeats_selections_from_the_seed():
@@ -235,7 +235,7 @@ def test_teacher_state_round_trips():
     other = Teacher(plan, build_strategy("soft"), seed=3)
     other.load_state_dict(teacher.state_dict())
     assert torch.equal(other.subset, teacher.subset) and other.history == teacher.history
-    assert other.table.values[1] == 9.0 and other.table.step[2] == 5  # weight-0 padding is not recorded
+    assert other.table.current[1, 0] == 9.0 and other.table.step[2] == 5  # weight-0 padding is not recorded
     assert other.samples_scored == teacher.samples_scored == 20
     # Resuming mid-epoch returns the epoch's selection without selecting again.
     assert torch.equal(other.subset_for_epoch(plan.epochs[1], 7, resuming=True), teacher.subset)

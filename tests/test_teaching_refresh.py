@@ -44,7 +44,7 @@ def access_for(scores: torch.Tensor, log: list, work=lambda: (0.0, 0)) -> Learne
         log.append(indices.tolist())
         return [{"index": indices}]
 
-    return LearnerAccess(score_batches=batches, per_sample_loss=lambda b: scores[b["index"]], work_so_far=work)
+    return LearnerAccess(score_batches=batches, per_task_losses=lambda b: scores[b["index"]], work_so_far=work)
 
 
 def free_score_teacher(n, epochs, strategy, fraction, log, scores=None, budget=ScoringBudget(None), work=None):
@@ -153,6 +153,8 @@ def test_a_training_step_right_after_a_refresh_wins_the_rank_merge():
     twin, _ = free_score_teacher(6, 4, "hard", 1.0, [])
     twin.table = rank1
     twin.observe(torch.tensor([3]), torch.tensor([9.0]), torch.ones(1), step=4)  # rank 1 trains sample 3 at once
-    parts = iter([torch.cat([rank0.values, rank1.values]), torch.cat([rank0.step, rank1.step])])
+    flat = lambda name: torch.cat([getattr(rank0, name).reshape(-1), getattr(rank1, name).reshape(-1)])  # noqa: E731
+    parts = iter([flat("step"), flat("current"), flat("previous")])  # the order merge gathers them in
     rank0.merge(lambda x: next(parts))
-    assert rank0.values[3] == 9.0 and rank0.step[3] == 5
+    assert rank0.current[3, 0] == 9.0 and rank0.step[3] == 5
+    assert rank0.previous[3, 0] == twin.table.previous[3, 0]  # the refresh's value, now the previous one

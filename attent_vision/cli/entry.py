@@ -1,5 +1,7 @@
 """What every Hydra entry point does around its job: validate the config, find the run folder, run the stage,
-and turn user errors into one actionable line and exit status 2 instead of a traceback."""
+and turn user errors (and storage errors: a full disk, a read-only folder) into one actionable line and exit status
+2 instead of a traceback. An invocation refused before its run accepted it leaves the run's Hydra metadata as it
+was (run_metadata.py)."""
 
 import logging
 import sys
@@ -11,7 +13,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ..engine.distributed import shutdown_distributed
+from ..engine.storage import storage_error
 from ..errors import UserError
+from .run_metadata import RunMetadata
 
 log = logging.getLogger("attent_vision")
 
@@ -20,14 +24,20 @@ def hydra_run_dir() -> str:
     return HydraConfig.get().runtime.output_dir
 
 
-def pretrain_job(cfg: DictConfig, run_dir: str | Path) -> dict:
+def _nothing() -> None:
+    pass
+
+
+def pretrain_job(cfg: DictConfig, run_dir: str | Path, accepted: Callable[[], None] = _nothing) -> dict:
     """Pretraining, then (with ``downstream.tasks``) fine-tuning of the finished model on those tasks
     (``<run>/downstream/<task>``), their best and final metrics added to results.json, so that a Table-3 sweep
-    yields complete rows. The pretraining stage itself knows nothing of fine-tuning."""
+    yields complete rows. The pretraining stage itself knows nothing of fine-tuning. ``accepted`` is called once
+    the run folder took the run (its lock is held and its checkpoints fit this config)."""
     from ..engine.results import COMPLETED, write_json_atomic
     from ..pretraining.trainer import Pretrainer
 
     trainer = Pretrainer(cfg, run_dir)
+    accepted()
     results = trainer.run()
     tasks = list(cfg.downstream.tasks)
     if results["status"] != COMPLETED or not tasks:
@@ -49,29 +59,38 @@ def pretrain_job(cfg: DictConfig, run_dir: str | Path) -> dict:
     return results
 
 
-def finetune_job(cfg: DictConfig, run_dir: str | Path) -> dict:
-    from ..finetuning.trainer import finetune
+def finetune_job(cfg: DictConfig, run_dir: str | Path, accepted: Callable[[], None] = _nothing) -> dict:
+    from ..finetuning.trainer import Finetuner
 
-    return finetune(cfg, run_dir)
+    trainer = Finetuner(cfg, run_dir)
+    accepted()
+    return trainer.run()
 
 
-JOBS: dict[str, Callable[[DictConfig, str], dict]] = {"pretrain": pretrain_job, "finetune": finetune_job}
+JOBS: dict[str, Callable[..., dict]] = {"pretrain": pretrain_job, "finetune": finetune_job}
 
 
 def run_entry(cfg: DictConfig, stage: str) -> dict | None:
     """Validate ``cfg`` for ``stage`` (pretrain / finetune), then run its job into the Hydra run folder."""
     from ..config import validate_config
 
+    metadata = RunMetadata.of_hydra_job()
     try:
         validate_config(cfg, stage)
-        results = JOBS[stage](cfg, hydra_run_dir())
-    except UserError as e:
+        results = JOBS[stage](cfg, hydra_run_dir(), accepted=metadata.accept)
+    except (UserError, OSError) as e:
+        # A full disk or read-only folder met by a write that does not name itself (a figure, config.yaml).
+        error = e if isinstance(e, UserError) else storage_error(e, e.filename or hydra_run_dir())
+        if error is None:
+            raise
         shutdown_distributed()
-        log.error("error: %s", e)
+        log.error("error: %s", error)
         # A multirun keeps going with its other jobs; a single run stops here with a non-zero status.
         if HydraConfig.get().mode.name == "MULTIRUN":
-            return {"status": "failed", "error": str(e)}
-        sys.exit(2)
+            return {"status": "failed", "error": str(error)}
+        sys.exit(UserError.exit_code)
+    finally:
+        metadata.restore_unless_accepted()
     shutdown_distributed()  # a multirun's next job may start a new process group
     # A run stopped by a signal exits with 128 + signal number, so schedulers see that it did not finish.
     if results and results.get("exit_code") and HydraConfig.get().mode.name != "MULTIRUN":

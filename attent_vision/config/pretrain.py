@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from ..data.pretrain.embedded import SyntheticSettings
 from ..errors import ConfigError
 from ..teaching.settings import IntervalConfig, RatioConfig, SelectionConfig, TeachingConfig
+from ..teaching.scores import SCORES
 from ..teaching.strategies import STRATEGIES
 from .common import CheckpointConfig, LoggerConfig, OptimConfig, TrainerConfig, check_choices, require, validate_common
 from .downstream_tasks import DOWNSTREAM_TASKS
@@ -104,6 +105,8 @@ CHOICES = {
     "selection.normalization": ("softmax", "sigmoid", "zscore", "rank"),
     "teaching.scoring_view": ("deterministic", "paper"),
     "teaching.score_source": ("pass", "training"),
+    "teaching.score": tuple(SCORES),
+    "selection.reweight": ("none", "unbiased"),
 }
 
 
@@ -183,7 +186,30 @@ def validate_teaching_config(cfg: DictConfig) -> None:
             "must be in (0, 1] (the share of samples re-scored before each selection with score_source=training)")
     require(t.max_scoring_fraction is None or 0 < t.max_scoring_fraction <= 1, "teaching.max_scoring_fraction",
             t.max_scoring_fraction, "must be in (0, 1] or null (no cap)")
-    if STRATEGIES[s.strategy].trains_on_subsets:
+    require(0 <= s.prune_ratio < 1, "selection.prune_ratio", s.prune_ratio,
+            "must be in [0, 1) (the share of N/2 samples dropped from the below-mean ones each pruned epoch)")
+    require(0 < s.prune_delta <= 1, "selection.prune_delta", s.prune_delta,
+            "must be in (0, 1] (epochs below delta x E are pruned, the rest run on full data)")
+    require(t.reference_epochs >= 1, "teaching.reference_epochs", t.reference_epochs, "must be >= 1")
+    strategy = STRATEGIES[s.strategy]
+    require(not (s.reweight == "unbiased" and s.strategy == "hard"), "selection.reweight", s.reweight,
+            "has no unbiased form for selection=hard (top-k never picks the samples outside it, so no weighting of "
+            "the others can stand in for them); use selection=soft or random, or selection.reweight=none")
+    if SCORES[t.score].needs_history and strategy.needs_scores and not strategy.free_scores_only:
+        require(t.score_source == "training", "teaching.score", t.score,
+                "needs a score history before the first selection, which a scoring pass cannot give; add "
+                "teaching.score_source=training (training-step scores keep each sample's previous loss)")
+    if t.score_modalities is not None:
+        require(isinstance(t.score_modalities, DictConfig) and len(t.score_modalities) > 0,
+                "teaching.score_modalities", t.score_modalities,
+                "must be a mapping modality -> weight, e.g. {rgb:1,depth:1,semseg:1}, or null (the training objective)")
+        for task, weight in t.score_modalities.items():
+            require(task in cfg.model.out_domains, f"teaching.score_modalities.{task}", weight,
+                    f"names a modality the model does not reconstruct; choose from {list(cfg.model.out_domains)}")
+            require(isinstance(weight, (int, float)) and weight >= 0, f"teaching.score_modalities.{task}", weight, "must be >= 0")
+        require(any(w > 0 for w in t.score_modalities.values()), "teaching.score_modalities",
+                dict(t.score_modalities), "needs at least one weight > 0 (or null: the training objective)")
+    if strategy.trains_on_subsets and strategy.cyclic:
         require(cfg.trainer.epochs >= t.total_cycles + 1, "trainer.epochs", cfg.trainer.epochs,
                  f"AtteNT needs at least teaching.total_cycles + 1 = {t.total_cycles + 1} epochs (one full epoch, then "
                  "one or more per cycle); raise trainer.epochs or lower teaching.total_cycles")

@@ -13,6 +13,7 @@ import logging
 from torch.utils.data import Dataset, default_collate
 
 from ..errors import DataError
+from .image_io import SKIP_HINT
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,16 @@ def collate_skipping_bad(items: list[dict]) -> dict:
     batch["bad"] = [it["bad"] for it in items if "bad" in it]
     batch["bad_index"] = [it["index"] for it in items if "bad" in it]
     return batch
+
+
+def nothing_loaded(what: str, count: int, examples: list[str]) -> DataError:
+    """The error for a pass in which every sample failed to load (skip mode): there is nothing to learn from, and
+    a loss or metric over no samples would be a made-up number. ``what`` names a sample ("training sample of
+    epoch 1"); ``examples`` are skip messages, each naming its file."""
+    first = f", first: {examples[0].replace(f'; {SKIP_HINT}', '')}" if examples else ""
+    return DataError(f"every {what} failed to load ({count} skipped{first}), so there is nothing to "
+                     "learn from; fix or replace the files under data.root (the log names the skipped ones), or point "
+                     "data.root at an intact copy of the dataset")
 
 
 class SkippingDataset(Dataset):

@@ -19,25 +19,28 @@ import logging
 
 from ..errors import CheckpointError, UnreadableCheckpoint
 from ..models.convert import read_checkpoint
+from .storage import writing
 
 CHECKPOINT_RE = re.compile(r"^step_(\d{8})\.pt$")
 FORMAT_VERSION = 2  # 2: the shared loop core (typed progress, teacher counters, 1-based epochs)
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    """torch.save to ``path`` via a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """torch.save to ``path`` via a temporary file and an atomic rename. A full disk or an unwritable folder is a
+    StorageError naming ``path`` (engine/storage.py); the temporary file is removed and an earlier ``path`` kept."""
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(obj, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
 
 
 def save_weights(path: Path, model: torch.nn.Module, config: dict) -> None:

@@ -17,7 +17,8 @@ import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from ..errors import CheckpointError, ConfigError
+from ..data.skipping import nothing_loaded
+from ..errors import CheckpointError, ConfigError, UserError
 from .checkpoint import CheckpointManager, config_differences, restore_rng, training_state
 from .console import format_metrics, format_seconds
 from .distributed import DistEnv, all_reduce_sum, barrier, broadcast_object, init_distributed
@@ -29,6 +30,7 @@ from .run_record import RunRecord
 from .runtime import configure_backends, grad_scaler, resolve_precision, wrap_model
 from .sampler import EpochBatchSampler, step_shapes
 from .stage import StageHooks
+from .storage import writing
 from .timers import PhaseTimer
 from .tracking import Tracker
 
@@ -44,7 +46,8 @@ class Trainer(StageHooks, RunRecord):
         self.dist = dist or init_distributed(cfg.trainer.device)
         # All ranks work in rank 0's run folder (torchrun starts one Hydra app per rank, each with its own folder).
         self.run_dir = Path(broadcast_object(str(run_dir), self.dist))
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with writing(self.run_dir):  # a read-only or full disk: one line naming the folder (engine/storage.py)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         # One run per folder; rank 0 holds the lock for all ranks until the run ends (or fails to start).
         self.lock = RunFolderLock(self.run_dir).acquire() if self.dist.is_main else None
         try:
@@ -206,6 +209,9 @@ class Trainer(StageHooks, RunRecord):
                 interrupted, diverged = self._run_epochs(), None
             except Divergence as e:
                 interrupted, diverged = False, e
+            except UserError as e:  # met while training (unreadable data, a full disk): results.json says failed
+                self.fail(e)
+                raise
             finally:
                 self.stop.restore()
             return self.finish(interrupted, diverged)
@@ -312,6 +318,8 @@ class Trainer(StageHooks, RunRecord):
             p.record_bad(bad)
             log.warning("epoch %d: skipped %d samples that failed to load (first: %s)", epoch + 1, len(bad),
                         " | ".join(bad[:3]))
+        if bad and not float(sums[0]):  # skip mode, and not one sample of the epoch loaded on any rank
+            raise nothing_loaded(f"training sample of epoch {epoch + 1}", len(bad), bad)
         means = (sums[1:] / sums[0].clamp_min(1)).tolist()
         return {f"train_{name}": mean for name, mean in zip(names, means)}
 

@@ -13,6 +13,8 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .storage import writing
+
 RUNNING, COMPLETED, INTERRUPTED, FAILED, DIVERGED = "running", "completed", "interrupted", "failed", "diverged"
 STATUSES = (RUNNING, COMPLETED, INTERRUPTED, FAILED, DIVERGED)
 
@@ -60,14 +62,21 @@ def finite_or_null(value):
 
 
 def write_json_atomic(data: dict, path: str | Path) -> None:
-    """Write strict JSON (non-finite floats become null) through a temporary file renamed into place."""
+    """Write strict JSON (non-finite floats become null) through a temporary file renamed into place. A full disk
+    or an unwritable folder is a StorageError naming ``path``; the temporary file is removed, an earlier file kept."""
     path = Path(path)
     data = finite_or_null(json.loads(json.dumps(data, default=float)))
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    with writing(path):
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f, indent=2, sort_keys=False, allow_nan=False)
+                f.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
 
 
 def read_results(path: str | Path) -> dict:

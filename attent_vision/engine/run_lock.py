@@ -13,9 +13,11 @@ import logging
 import os
 import socket
 import time
+from contextlib import suppress
 from pathlib import Path
 
 from ..errors import UserError
+from .storage import writing
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +32,9 @@ class RunFolderLock:
         self.file = None
 
     def acquire(self) -> "RunFolderLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        file = open(self.path, "a+")
+        with writing(self.path):  # a read-only run folder or a full disk: one line naming the folder, no traceback
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            file = open(self.path, "a+")
         try:
             fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -45,11 +48,17 @@ class RunFolderLock:
         if previous.get("pid") and previous.get("pid") != os.getpid():
             log.warning("run folder %s was last held by pid %s on %s, which ended without releasing it; taking it "
                         "over", self.path.parent, previous.get("pid"), previous.get("host"))
-        file.seek(0)
-        file.truncate()
-        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")},
-                  file)
-        file.flush()
+        try:
+            with writing(self.path):
+                file.seek(0)
+                file.truncate()
+                json.dump({"pid": os.getpid(), "host": socket.gethostname(),
+                           "started": time.strftime("%Y-%m-%d %H:%M:%S")}, file)
+                file.flush()
+        except BaseException:
+            with suppress(OSError):  # closing releases the lock (the unwritten buffer fails again: ignore it)
+                file.close()
+            raise
         self.file = file
         return self
 

@@ -6,9 +6,10 @@ loop itself; it reads the trainer's progress, timer, stage hooks and tracker.
 
 import logging
 
+from ..errors import UserError
 from .console import format_metrics, format_seconds
 from .nonfinite import DIVERGED_EXIT_CODE, Divergence
-from .results import COMPLETED, DIVERGED, INTERRUPTED, RUNNING, RunResults, write_json_atomic
+from .results import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, RunResults, write_json_atomic
 
 log = logging.getLogger("attent_vision.engine.loop")
 
@@ -47,10 +48,22 @@ class RunRecord:
             epochs=self.num_epochs, epochs_completed=p.epoch, optimizer_steps=p.global_step,
             planned_optimizer_steps=self.total_steps, samples_seen=p.samples_seen, bad_samples=p.bad_samples,
             bad_examples=p.bad_examples, time_s=times, history=p.history,
-            exit_code=p.exit_code if status in (INTERRUPTED, DIVERGED) else 0, diverged=p.diverged,
+            exit_code=p.exit_code if status in (INTERRUPTED, DIVERGED, FAILED) else 0, diverged=p.diverged,
             details=self.result_details(),
         )
         return record.to_dict()
+
+    def fail(self, error: UserError) -> None:
+        """A user error stopped the run after it started (every sample of an epoch unreadable, a full disk):
+        results.json says ``failed``, with the message under ``error``, never ``running``. Its checkpoints stay, so
+        once the cause is fixed a rerun of the same command resumes."""
+        self.progress.exit_code = error.exit_code
+        if self.dist.is_main:
+            try:
+                write_json_atomic(self.results(FAILED) | {"error": str(error)}, self.run_dir / "results.json")
+            except UserError as e:  # the disk is full or read-only: the run's error is what the user needs
+                log.warning("results.json not updated: %s", e)
+        self.tracker.finish()
 
     def finish(self, interrupted: bool, diverged: Divergence | None = None) -> dict:
         if diverged is not None:  # no outputs: the weights are not trustworthy; the last checkpoint is kept

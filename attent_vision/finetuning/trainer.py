@@ -14,6 +14,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ..config.downstream_tasks import MAIN_METRIC
+from ..data.skipping import BadSampleLog
 from ..engine.checkpoint import save_weights
 from ..engine.distributed import DistEnv, all_reduce_sum
 from ..engine.loaders import make_loader, to_device
@@ -95,7 +96,11 @@ class Finetuner(Trainer):
         if self.sampler.epoch == 0:  # the baseline learns its constant from the first epoch's targets
             self.stats.update(batch)
         target = batch["target"]
-        if self.mixup is not None:  # timm's Mixup draws from NumPy's global RNG: seed it per step
+        if self.mixup is not None and len(target) % 2:  # skip mode left an odd batch, which Mixup cannot pair:
+            from timm.data.mixup import mixup_target  # it trains unmixed, with the same (smoothed) soft targets
+
+            target = mixup_target(target, self.num_classes, 1.0, self.cfg.task.label_smoothing)
+        elif self.mixup is not None:  # timm's Mixup draws from NumPy's global RNG: seed it per step
             with seeded_global_rngs(derive_seed(self.cfg.trainer.seed, STREAM_MIXUP, self.progress.global_step)):
                 batch["rgb"], target = self.mixup(batch["rgb"], target)
         # A non-finite loss is the loop's non-finite guard's business (engine/nonfinite.py): all ranks agree on it.
@@ -115,8 +120,10 @@ class Finetuner(Trainer):
             self.stats.sums = all_reduce_sum(self.stats.sums.to(self.device), self.dist).cpu()
             constant = self.stats.constant()
         baseline = make_metric(self.kind, self.num_classes, t.depth_protocol) if constant is not None else None
+        bad = BadSampleLog()
         with self.timer.phase("eval", sync=True):
             for batch in self.eval_loader:
+                bad.update(batch)  # skip mode: the metrics leave these out; the warning names their files
                 if "target" not in batch:
                     continue
                 batch = to_device(batch, self.device)
@@ -125,6 +132,7 @@ class Finetuner(Trainer):
                 if baseline is not None:
                     update_metric(baseline, self.kind, constant_prediction(self.kind, constant, output,
                                                                            self.num_classes), batch)
+            bad.report("evaluation")
             result = {f"val_{k}": v for k, v in reduce_metric(metric, self.dist).items()}
             if baseline is not None:
                 p.baseline = {f"val_{k}": v for k, v in reduce_metric(baseline, self.dist).items()}

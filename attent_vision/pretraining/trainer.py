@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from ..data.skipping import collate_skipping_bad
+from ..data.skipping import BadSampleLog, collate_skipping_bad, nothing_loaded
 from ..engine.checkpoint import save_weights
 from ..engine.distributed import DistEnv, all_gather_cat, all_reduce_sum, barrier, broadcast_object
 from ..engine.loaders import make_loader, to_device
@@ -22,7 +22,10 @@ from ..engine.runtime import autocast
 from ..engine.sampler import ShardedBatches, StepShape
 from ..teaching import LearnerAccess, Teacher
 from ..teaching.plan import SUBSET
+from ..errors import ConfigError
+from ..teaching.scoring_pass import run_scoring_pass
 from .builders import build_loss, build_pretrain_model, build_pretrain_views, dataset_root
+from .reference import train_reference_model
 from .visualize import save_reconstructions
 
 log = logging.getLogger(__name__)
@@ -46,12 +49,16 @@ class Pretrainer(Trainer):
         root = broadcast_object(root, self.dist) or dataset_root(cfg)
         self.views = build_pretrain_views(cfg, self.model, root)
         self.train_dataset = self.views["train"]
-        access = LearnerAccess(score_batches=self._score_batches, per_sample_loss=self._per_sample_loss,
+        access = LearnerAccess(score_batches=self._score_batches, per_task_losses=self._per_task_losses,
                                gather=self._gather, inference=self._scoring, synchronize=self._synchronize,
-                               work_so_far=self._work_so_far)
-        self.teacher = Teacher.from_settings(
-            num_samples=len(self.train_dataset), epochs=cfg.trainer.epochs, ratio=cfg.ratio, interval=cfg.interval,
-            selection=cfg.selection, teaching=cfg.teaching, seed=cfg.trainer.seed, device=self.device, access=access)
+                               work_so_far=self._work_so_far, reference_losses=self._reference_losses)
+        try:
+            self.teacher = Teacher.from_settings(
+                num_samples=len(self.train_dataset), epochs=cfg.trainer.epochs, ratio=cfg.ratio, interval=cfg.interval,
+                selection=cfg.selection, teaching=cfg.teaching, seed=cfg.trainer.seed, device=self.device,
+                access=access, tasks=self.train_metric_names, task_weights=self.loss_fn.weights)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         self.plan = self.teacher.plan
         self.num_epochs = len(self.plan.epochs)
         self.score_loader = None  # built on the first scoring pass (strategies without scores never need it)
@@ -86,8 +93,25 @@ class Pretrainer(Trainer):
         self.score_loader.batch_sampler.set_pass(indices, epoch)
         return self.score_loader
 
-    def _per_sample_loss(self, batch: dict) -> torch.Tensor:
-        return self._forward(self.model, batch)[3]
+    def _per_task_losses(self, batch: dict, model=None) -> torch.Tensor:
+        return self._task_matrix(self._forward(model or self.model, batch)[2])
+
+    def _task_matrix(self, losses: dict) -> torch.Tensor:
+        """B x T per-task losses (0 where a task has nothing to score, as in the objective), tasks in loss order."""
+        return torch.stack([losses[t].per_sample * losses[t].valid for t in self.train_metric_names], dim=1)
+
+    def _reference_losses(self, indices: torch.Tensor) -> torch.Tensor:
+        """learnability: train the reference model on the holdout split, then its per-task losses (N x T) on the
+        training samples ``indices``, from the same scoring view as the learner's scores."""
+        with self.timer.phase("scoring", sync=True):
+            reference = train_reference_model(self.cfg, lambda: build_pretrain_model(self.cfg), self.loss_fn,
+                                              self.views["reference"], self.device, self.precision, self.dist)
+            idx, values = run_scoring_pass(self._score_batches(indices, 0),
+                                           lambda batch: self._per_task_losses(batch, reference), indices,
+                                           self._gather, self.device)
+        out = torch.empty(indices.numel(), values.shape[1], device=values.device)
+        out[idx] = values
+        return out
 
     def _gather(self, x: torch.Tensor) -> torch.Tensor:
         return all_gather_cat(x, self.dist)
@@ -140,15 +164,37 @@ class Pretrainer(Trainer):
             self.tracker.log(metrics, self.progress.global_step)
             if record.get("scores", {}).get("scored"):
                 self.tracker.histogram("teach/scores", self.teacher.finite_scores().numpy(), self.progress.global_step)
-        return subset
+        return self._planned_size(epoch, subset, record)
+
+    def _planned_size(self, epoch: int, subset: torch.Tensor | None, record: dict | None) -> torch.Tensor | None:
+        """The subset, filled up to the plan's size by repeating its samples when too few loadable ones remain.
+
+        Samples that failed to load (skip_bad_samples) are never selected, so with many of them the teacher finds
+        fewer than the plan's subset size; the epoch would then run fewer optimizer steps than planned (and than
+        the schedules and the full-data comparison assume). Repeating selected samples keeps the planned steps
+        and samples; the selection's record in results.json counts the repeats (``repeated``)."""
+        size = self.epoch_size(epoch)
+        if subset is None or not 0 < subset.numel() < size:
+            return subset
+        if record is not None:
+            record["repeated"] = size - subset.numel()
+            if self.dist.is_main:
+                log.warning("only %d loadable samples for a subset of %d (the others failed to load): the subset "
+                            "repeats them (%d repeats), so the epoch keeps its %d planned steps", subset.numel(), size,
+                            size - subset.numel(), self.steps_in_epoch(epoch))
+        return subset[torch.arange(size) % subset.numel()]
 
     def step_loss(self, batch: dict, shape: StepShape) -> tuple[torch.Tensor, torch.Tensor]:
         _, _, losses, per_sample = self._forward(self.train_model, batch)
         weights = batch["weight"].to(self.device, torch.float32)
+        # The subset's unbiased weights (selection.reweight=unbiased) scale each sample's share of the gradient;
+        # the logged loss stays the plain mean, comparable across methods.
+        selected = self.teacher.weights_for(batch["index"])
+        gradient_weights = weights if selected is None else weights * selected.to(weights)
         # Normalised by the global sample count (x ranks, since DDP averages over ranks), so the gradient is the
         # full batch mean whatever the number of ranks and micro-batches.
-        loss = (per_sample * weights).sum() * (self.dist.world_size / shape.global_count)
-        self.teacher.observe(batch["index"], per_sample, weights, self.progress.global_step)
+        loss = (per_sample * gradient_weights).sum() * (self.dist.world_size / shape.global_count)
+        self.teacher.observe(batch["index"], self._task_matrix(losses), weights, self.progress.global_step)
         with torch.no_grad():
             tasks = [(losses[t].per_sample * losses[t].valid * weights).sum() for t in self.train_metric_names]
             row = torch.stack([weights.sum(), (per_sample * weights).sum(), *tasks])
@@ -161,8 +207,10 @@ class Pretrainer(Trainer):
             return {}
         tasks = self.train_metric_names
         sums = torch.zeros(2 + 2 * len(tasks), device=self.device, dtype=torch.float64)
+        bad = BadSampleLog()
         with self.timer.phase("eval", sync=True), self._inference():
             for batch in self.val_loader:
+                bad.update(batch)
                 if "index" not in batch:
                     continue
                 _, _, losses, per_sample = self._forward(self.model, batch)
@@ -172,6 +220,9 @@ class Pretrainer(Trainer):
                     sums[2 + 2 * i] += (losses[task].per_sample * losses[task].valid).sum()
                     sums[3 + 2 * i] += losses[task].valid.sum()
             all_reduce_sum(sums, self.dist)
+        bad.report("validation")
+        if not float(sums[1]):  # skip mode left out every validation sample: a loss of 0 would be made up
+            raise nothing_loaded("validation sample", bad.count, bad.examples)
         out = {"val_loss": float(sums[0] / sums[1].clamp_min(1))}
         for i, task in enumerate(tasks):
             out[f"val_{task}"] = float(sums[2 + 2 * i] / sums[3 + 2 * i].clamp_min(1))
@@ -217,7 +268,8 @@ class Pretrainer(Trainer):
         return {"ratio": c.ratio.schedule, "interval": c.interval.schedule, "selection": c.selection.strategy,
                 "temperature": c.selection.temperature, "normalization": c.selection.normalization,
                 "total_cycles": c.teaching.total_cycles, "scoring_view": c.teaching.scoring_view,
-                "score_source": c.teaching.score_source, "refresh_fraction": c.teaching.refresh_fraction,
+                "score_source": self.teacher.score_source, "refresh_fraction": c.teaching.refresh_fraction,
+                "score": c.teaching.score, "reweight": c.selection.reweight,
                 "max_scoring_fraction": c.teaching.max_scoring_fraction, "model": c.model.name, "data": c.data.name}
 
     def result_details(self) -> dict:

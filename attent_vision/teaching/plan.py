@@ -3,7 +3,9 @@
 An epoch budget E counts every epoch that runs, full or subset (docs/method.md, "The run, epoch by epoch"):
 one initial full epoch, then C cycles of L = (E - 1) // C epochs, each starting with min(interval_c, L) subset
 epochs (a selection before the first; with ``reselect_every_subset_epoch`` before each) and filling the rest with
-full epochs, then the (E - 1) % C leftover epochs as full epochs. Because the plan is known before training,
+full epochs, then the (E - 1) % C leftover epochs as full epochs. ``prune`` (InfoBatch-style) plans instead one
+full epoch, then pruned epochs (a selection before each) while the epoch index is below delta x E, then full
+epochs for the tail. Because the plan is known before training,
 the learning-rate schedule spans exactly the optimizer steps that will run, and nothing of the budget is dropped.
 """
 
@@ -101,6 +103,8 @@ def build_plan(
     initial_interval: int = 5,
     max_interval: int = 10,
     reselect_every_subset_epoch: bool = False,
+    prune_ratio: float = 0.5,
+    prune_delta: float = 0.875,
 ) -> EpochPlan:
     """Plan ``epochs`` epochs over ``num_samples`` samples with selection ``strategy`` (a name in STRATEGIES;
     ``none`` plans full-data training)."""
@@ -110,6 +114,8 @@ def build_plan(
         raise ValueError(f"unknown selection strategy '{strategy}'; choose from {list(STRATEGIES)}")
     if not STRATEGIES[strategy].trains_on_subsets:
         return EpochPlan(tuple(EpochSpec(e, FULL, -1, 1.0, num_samples, False) for e in range(epochs)), num_samples)
+    if not STRATEGIES[strategy].cyclic:
+        return prune_plan(num_samples, epochs, prune_ratio, prune_delta)
     if epochs < total_cycles + 1:
         raise ValueError(f"AtteNT needs epochs >= total_cycles + 1 = {total_cycles + 1}, got {epochs}")
     cycle_len = (epochs - 1) // total_cycles
@@ -126,4 +132,19 @@ def build_plan(
                 specs.append(EpochSpec(epoch, FULL, c, 1.0, num_samples, False, n_subset))
     while len(specs) < epochs:
         specs.append(EpochSpec(len(specs), FULL, -1, 1.0, num_samples, False))
+    return EpochPlan(tuple(specs), num_samples)
+
+
+def prune_plan(num_samples: int, epochs: int, prune_ratio: float, prune_delta: float) -> EpochPlan:
+    """Epoch 0 on full data (it gives every sample its first training-step score); epochs 1 .. ceil(delta E) - 1
+    pruned by round(prune_ratio x N / 2) samples each (strategies/prune.py), a selection before each; the rest,
+    the tail, on full data."""
+    if not 0 <= prune_ratio < 1:
+        raise ValueError(f"prune_ratio must be in [0, 1), got {prune_ratio}")
+    if not 0 < prune_delta <= 1:
+        raise ValueError(f"prune_delta must be in (0, 1], got {prune_delta}")
+    size = num_samples - round(prune_ratio * num_samples / 2)
+    pruned = range(1, max(1, math.ceil(prune_delta * epochs - 1e-9)))
+    specs = [EpochSpec(e, SUBSET, 0, size / num_samples, size, True, len(pruned)) if e in pruned
+             else EpochSpec(e, FULL, -1, 1.0, num_samples, False) for e in range(epochs)]
     return EpochPlan(tuple(specs), num_samples)

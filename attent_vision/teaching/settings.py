@@ -5,7 +5,7 @@ them into the pretraining schema; conf/ratio/, conf/interval/, conf/selection/ h
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 
 @dataclass
@@ -24,10 +24,13 @@ class IntervalConfig:
 
 @dataclass
 class SelectionConfig:
-    strategy: str = "soft"  # none (full data) | random | hard | soft
+    strategy: str = "soft"  # none (full data) | random | hard | soft | prune (InfoBatch-style)
     temperature: float = 1.0  # soft: > 0; small -> hard top-k, large -> uniform
     normalization: str = "softmax"  # soft: softmax | sigmoid | zscore | rank
     reselect_every_subset_epoch: bool = True  # re-score and re-select before every subset epoch (release: soft)
+    reweight: str = "none"  # none | unbiased (inverse inclusion probability; soft, random, prune; not hard)
+    prune_ratio: float = 0.5  # prune: share of N/2 dropped each epoch, drawn from the below-mean samples; [0, 1)
+    prune_delta: float = 0.875  # prune: epochs [1, delta x E) are pruned, the rest (the tail) run on full data
 
 
 @dataclass
@@ -38,3 +41,8 @@ class TeachingConfig:
     refresh_fraction: float = 0.1  # training: re-score the stalest fraction of the samples before each selection
     max_scoring_fraction: Optional[float] = 0.05  # training: cap on scoring seconds / wall time (None = no cap)
     scoring_batch_size: Optional[int] = None  # batch size of scoring passes (None = the evaluation batch size)
+    score: str = "loss"  # loss (AtteNT) | learnability (loss - reference loss) | progress (fall since last score)
+    # modality -> weight of its per-task loss in the score, each normalised by its mean; None = the objective.
+    # Typed Any so that a command-line dict can replace the null (OmegaConf cannot merge a dict into a typed None).
+    score_modalities: Optional[Any] = None
+    reference_epochs: int = 10  # learnability: epochs of the reference model on the holdout (validation) split

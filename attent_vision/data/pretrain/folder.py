@@ -3,8 +3,8 @@
     <root>/<split>/<modality>/<class>/<stem>.<ext>      ext .png/.jpg/.jpeg, matched case-insensitively
 
 Modalities of one sample are paired by (class, stem), never by position in a listing. A stem present in one
-modality and missing in another is an error naming the file, or, with ``skip_bad_samples``, a sample that is left
-out, counted and reported.
+modality and missing in another, or an empty (0-byte) file, is an error naming the file, or, with
+``skip_bad_samples``, a sample that is left out before planning, counted and reported.
 """
 
 import logging
@@ -58,7 +58,7 @@ class MultiModalFolder(Dataset):
 
     ``dataset[i]`` returns {modality: raw tensor} (see :func:`read_modality`) with equal height and width across
     modalities. ``samples[i].class_index`` is the image-level class (sorted class-folder order). With
-    ``skip_bad_samples``, problems found while scanning (a missing partner, an empty class folder) leave the
+    ``skip_bad_samples``, problems found while scanning (a missing partner, an empty file or class folder) leave the
     affected samples out and are listed in ``skipped``; problems found while loading still raise DataError, which
     :class:`~attent_vision.data.pretrain.views.PretrainView` turns into a skipped item.
     """
@@ -124,12 +124,22 @@ class MultiModalFolder(Dataset):
                 where = split_dir / missing[0] / key[0] / f"{key[1]}.*"
                 self._problem(f"{where} is missing: {present} has no '{missing[0]}' partner; {SKIP_HINT}")
                 continue
-            samples.append(Sample(class_index[key[0]], key[1], {m: found[m][key] for m in self.modalities}))
+            paths = {m: found[m][key] for m in self.modalities}
+            # An empty file (an interrupted copy) is found here, with one stat per file, rather than when it fails
+            # to load: skip mode then leaves it out before the teacher plans the run's epochs and steps.
+            empty = next((p for p in paths.values() if p.stat().st_size == 0), None)
+            if empty is not None:
+                self._problem(f"{empty} is empty (0 bytes); {SKIP_HINT}")
+                continue
+            samples.append(Sample(class_index[key[0]], key[1], paths))
         if self.skipped:
             log.warning("%s/%s: left out %d samples or folders while scanning (first: %s)", self.root, self.split,
                         len(self.skipped), " | ".join(self.skipped[:3]))
         if not samples:
-            raise DataError(f"no complete samples found under {split_dir} for modalities {self.modalities}")
+            left_out = (f": all {len(self.skipped)} were left out while scanning (first: {self.skipped[0]})"
+                        if self.skipped else "")
+            raise DataError(f"no complete samples found under {split_dir} for modalities {self.modalities}{left_out}; "
+                            "fix or replace the files, or point data.root at an intact copy of the dataset")
         return samples, classes
 
     def __len__(self) -> int:

@@ -3,6 +3,7 @@
 from .base import SelectionStrategy
 from .hard import HardSelection
 from .none import NoSelection
+from .prune import PruneSelection
 from .random import RandomSelection
 from .soft import SoftSelection
 
@@ -11,6 +12,8 @@ STRATEGIES: dict[str, type[SelectionStrategy]] = {
     "random": RandomSelection,
     "hard": HardSelection,
     "soft": SoftSelection,
+    "prune": PruneSelection,
 }
 
-__all__ = ["STRATEGIES", "SelectionStrategy", "HardSelection", "NoSelection", "RandomSelection", "SoftSelection"]
+__all__ = ["STRATEGIES", "SelectionStrategy", "HardSelection", "NoSelection", "RandomSelection", "SoftSelection",
+           "PruneSelection"]

@@ -11,3 +11,8 @@ class RandomSelection(SelectionStrategy):
 
     def select(self, scores: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
         return torch.randperm(scores.numel(), generator=generator)[:k]
+
+    def select_weighted(self, scores: torch.Tensor, k: int, generator: torch.Generator
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        # Every sample is chosen with probability k / N, so every weight is k / (N * k / N) = 1.
+        return self.select(scores, k, generator), torch.ones(k, dtype=torch.float64)

@@ -9,6 +9,14 @@ How scores become probabilities (``normalization``):
     sigmoid  p ∝ sigmoid(s)                the release's other choice; nearly uniform for large losses
     zscore   p ∝ exp((s - mean) / std)     scale-free: only relative standing matters
     rank     p ∝ rank(s) (1..N)            scale-free and robust to outliers
+
+Unbiased weights (``selection.reweight=unbiased``): Gumbel-top-k with weights w = p^(1/T) is priority sampling
+without replacement with exponential ranks. Conditioning on the (k+1)-th largest key tau (rank conditioning, as in
+priority sampling and bottom-k sketches), sample i is chosen exactly when its own key exceeds tau, which happens
+with probability pi_i = P(log w_i + G > tau) = 1 - exp(-w_i e^(-tau)) for a standard Gumbel G. The Horvitz-Thompson
+sum over the chosen samples of x_i / pi_i is then an unbiased estimate of the sum of x over all N samples, and
+weights k / (N pi_i) make the subset's weighted mean an unbiased estimate of the full-data mean (their expected
+mean is 1; they are not forced to mean exactly 1, which would trade the unbiasedness for a ratio estimator).
 """
 
 import torch
@@ -47,9 +55,22 @@ class SoftSelection(SelectionStrategy):
         self.temperature = temperature
         self.normalization = normalization
 
-    def select(self, scores: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-        log_p = log_probabilities(scores, self.normalization)
+    def _keys(self, scores: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """scores: N -> (log w: N, keys: N), w = p^(1/T), keys = log w + Gumbel noise."""
+        log_w = log_probabilities(scores, self.normalization) / self.temperature
         uniform = torch.rand(scores.numel(), generator=generator, dtype=torch.float64).clamp(1e-300, 1.0)
-        gumbel = -torch.log(-torch.log(uniform))
-        keys = log_p / self.temperature + gumbel
-        return torch.argsort(keys, descending=True, stable=True)[:k]
+        return log_w, log_w - torch.log(-torch.log(uniform))
+
+    def select(self, scores: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.argsort(self._keys(scores, generator)[1], descending=True, stable=True)[:k]
+
+    def select_weighted(self, scores: torch.Tensor, k: int, generator: torch.Generator
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        log_w, keys = self._keys(scores, generator)
+        order = torch.argsort(keys, descending=True, stable=True)
+        chosen, n = order[:k], scores.numel()
+        if k >= n:
+            return chosen, torch.ones(k, dtype=torch.float64)
+        tau = keys[order[k]]
+        inclusion = -torch.expm1(-torch.exp(log_w[chosen] - tau))  # 1 - exp(-w e^-tau), exact for small values
+        return chosen, k / (n * inclusion)

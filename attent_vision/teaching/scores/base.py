@@ -1,0 +1,37 @@
+"""The interface every score function implements, and what it is given."""
+
+from abc import ABC
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class ScoreInputs:
+    """Per-sample, per-task losses the teacher holds (N x T, T = the loss module's tasks in order; NaN = none yet,
+    -inf = the sample failed to load).
+
+    current: each sample's newest per-task losses; previous: the ones before them (progress); reference: the
+    per-task losses of a reference model trained on holdout data (learnability), None until it exists.
+    """
+
+    current: torch.Tensor
+    previous: torch.Tensor
+    reference: torch.Tensor | None = None
+
+
+class ScoreFunction(ABC):
+    """Per-task scores (N x T, higher = more worth training on) from the losses the teacher holds.
+
+    The teacher combines the T columns into one score per sample (modality weights, modalities.py). NaN marks a
+    sample with no score (never scored, or no history yet): the selection presumes it informative and ranks it
+    first. ``needs_history`` / ``needs_reference`` declare what the function reads, so the teacher can check the
+    run can provide it before training starts.
+    """
+
+    name: str = ""
+    needs_history: bool = False
+    needs_reference: bool = False
+
+    def per_task(self, inputs: ScoreInputs) -> torch.Tensor:
+        raise NotImplementedError

@@ -1,0 +1,30 @@
+"""``learnability``: the loss the learner could still remove, loss minus an estimate of the irreducible loss.
+
+The largest losses are mostly noise no learner can fit (on the embedded data, 92.5% of the hard top 20% are the
+noisiest scenes). RHO-LOSS (Mindermann et al., 2022) estimates a sample's irreducible loss with a model trained on
+holdout data, which has never seen the sample and so cannot have memorised it; JEST (Evans et al., 2024) uses a
+pretrained reference the same way. Here the reference is the learner's architecture trained briefly
+(``teaching.reference_epochs``) on the validation split, then used once to score every training sample; its
+per-task losses are kept with the teacher (and its checkpoints), so the score stays free after that:
+learnability = current loss - reference loss, per task.
+
+Why a holdout model and not an EMA of the learner: an EMA is trained on the same samples, so its loss falls on the
+samples the learner fits (their reducible part) as much as on any other: loss minus EMA loss measures recent
+progress, not what is left to learn (that is ``progress``).
+"""
+
+import torch
+
+from .base import ScoreFunction, ScoreInputs
+
+
+class LearnabilityScore(ScoreFunction):
+    name = "learnability"
+    needs_reference = True
+
+    def per_task(self, inputs: ScoreInputs) -> torch.Tensor:
+        if inputs.reference is None:
+            raise RuntimeError("teaching.score=learnability: the reference losses are missing (they are computed "
+                               "before the first selection); this is a bug")
+        # A failed sample stays -inf (never selected); a never-scored one stays NaN (ranked first).
+        return torch.where(torch.isneginf(inputs.current), inputs.current, inputs.current - inputs.reference)

@@ -1,0 +1,21 @@
+"""``progress``: how much a sample's loss fell between its previous score and its newest one.
+
+A sample on which the learner is making progress is one it is learning from now; one whose loss no longer moves is
+either learnt or unlearnable. The teacher keeps the previous per-task losses beside the newest (score_table.py);
+a sample scored once has no progress yet (NaN: ranked first, like a sample never scored). Needs scores taken
+between selections, i.e. free training-step scores (``teaching.score_source=training``): with a scoring pass
+before each selection the first selection would have no history at all (the config refuses it).
+"""
+
+import torch
+
+from .base import ScoreFunction, ScoreInputs
+
+
+class ProgressScore(ScoreFunction):
+    name = "progress"
+    needs_history = True
+
+    def per_task(self, inputs: ScoreInputs) -> torch.Tensor:
+        fell = inputs.previous - inputs.current
+        return torch.where(torch.isneginf(inputs.current), inputs.current, fell)

@@ -1,0 +1,52 @@
+"""InfoBatch-style pruning (Qin et al., ICLR 2024), our implementation from the paper's description.
+
+Each pruned epoch drops, at random, samples whose score is below the mean (they are already well learnt), and the
+kept below-mean samples' losses are scaled up by the inverse of their keep probability so that the epoch's expected
+gradient is the full-data one; the last (1 - delta) of the epochs train on full data (plan.py). Scores are free:
+the losses of the training steps, so the strategy always uses ``score_source=training``.
+
+One departure, because our plan fixes every epoch's size before training (the learning-rate schedule spans exactly
+the steps that run): each pruned epoch drops d = round(prune_ratio x N / 2) samples, drawn uniformly from the
+below-mean set B. When |B| > N / 2, as with the right-skewed losses of reconstruction, each member of B is dropped
+with probability d / |B| < prune_ratio; should fewer than half the samples lie below the mean, B is the lowest-scored
+ceil(N / 2) instead, so d always fits. The rescaling uses the real keep probability 1 - d / |B|.
+"""
+
+import math
+
+import torch
+
+from .base import SelectionStrategy
+
+
+def prune_candidates(scores: torch.Tensor) -> torch.Tensor:
+    """scores: N -> indices of the below-mean samples (at least the lowest ceil(N / 2); ties by index)."""
+    below = (scores < scores.mean()).nonzero().squeeze(1)
+    half = math.ceil(scores.numel() / 2)
+    if below.numel() >= half:
+        return below
+    return torch.argsort(scores, stable=True)[:half]
+
+
+class PruneSelection(SelectionStrategy):
+    name = "prune"
+    cyclic = False
+    free_scores_only = True
+
+    def select(self, scores: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+        return self.select_weighted(scores, k, generator)[0]
+
+    def select_weighted(self, scores: torch.Tensor, k: int, generator: torch.Generator
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        n = scores.numel()
+        candidates = prune_candidates(scores.double())
+        drop = n - k
+        if drop > candidates.numel():
+            raise ValueError(f"prune: cannot drop {drop} of {n} samples, only {candidates.numel()} are prunable")
+        keep = torch.ones(n, dtype=torch.bool)
+        keep[candidates[torch.randperm(candidates.numel(), generator=generator)[:drop]]] = False
+        inclusion = torch.ones(n, dtype=torch.float64)
+        if drop:
+            inclusion[candidates] = 1 - drop / candidates.numel()
+        chosen = keep.nonzero().squeeze(1)
+        return chosen, k / (n * inclusion[chosen])
