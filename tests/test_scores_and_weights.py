@@ -134,3 +134,46 @@ def test_a_prune_run_follows_its_plan_with_weighted_subsets_and_a_full_tail(tmp_
     assert results["setting"]["score_source"] == "training"  # prune always uses free scores
     for s in results["selections"]:
         assert s["weights"]["min"] == pytest.approx(72 / 96) and s["weights"]["max"] > 1  # kept below-mean: up
+
+
+def test_history_shifts_only_when_an_optimizer_step_separates_two_scores():
+    """A refresh right after a sample's training step re-measures the same model: it replaces the current value
+    but must not become progress."""
+    from attent_vision.teaching import ScoreTable
+
+    table = ScoreTable(2, 1)
+    table.record(torch.tensor([0, 1]), torch.tensor([5.0, 5.0]), step=1)
+    table.record(torch.tensor([0]), torch.tensor([4.0]), step=3)  # learnt since: 5 -> previous
+    table.record(torch.tensor([0]), torch.tensor([3.5]), step=3)  # same model: only the current value changes
+    assert table.previous[0, 0] == 5.0 and table.current[0, 0] == 3.5
+    table.record(torch.tensor([1]), torch.tensor([9.0]), step=4, keep=torch.tensor([False]))  # padding: no change
+    assert table.current[1, 0] == 5.0 and torch.isnan(table.previous[1, 0])
+
+
+def test_prune_breaks_ties_at_random_not_by_index():
+    """With no finite scores yet (progress before any history) every score is equal: the prunable half must be a
+    random half, not the first samples by index."""
+    equal = torch.zeros(40)
+    halves = {tuple(sorted(prune_candidates(equal, torch.Generator().manual_seed(s)).tolist())) for s in range(5)}
+    assert len(halves) == 5 and tuple(range(20)) not in halves and all(len(h) == 20 for h in halves)
+
+
+def test_a_sample_the_reference_cannot_load_is_never_selected():
+    from attent_vision.teaching import LearnerAccess
+    from attent_vision.teaching.scoring_budget import ScoringBudget
+
+    losses = torch.arange(6.0)
+    reference = torch.zeros(6, 1)
+    reference[2] = float("-inf")  # sample 2 failed to load in the reference pass
+    access = LearnerAccess(score_batches=lambda idx, epoch: [{"index": idx, "loss": losses[idx]}],
+                           per_task_losses=lambda batch: batch["loss"], reference_losses=lambda idx: reference)
+    plan = build_plan(num_samples=6, epochs=5, strategy="soft", total_cycles=2, initial_ratio=0.8, final_ratio=0.8,
+                      reselect_every_subset_epoch=True)
+    for seed in range(20):
+        teacher = Teacher(plan, build_strategy("soft"), seed=seed, score_source="training", access=access,
+                          score=build_score("learnability"), budget=ScoringBudget(None), reweight="unbiased")
+        teacher.observe(torch.arange(6), losses, torch.ones(6), step=0)
+        for spec in plan.epochs[1:]:
+            subset = teacher.subset_for_epoch(spec, step=spec.epoch)
+            assert subset is None or 2 not in subset.tolist()
+        assert teacher.table.failed().nonzero().squeeze(1).tolist() == [2]

@@ -206,7 +206,8 @@ def validate_teaching_config(cfg: DictConfig) -> None:
         for task, weight in t.score_modalities.items():
             require(task in cfg.model.out_domains, f"teaching.score_modalities.{task}", weight,
                     f"names a modality the model does not reconstruct; choose from {list(cfg.model.out_domains)}")
-            require(isinstance(weight, (int, float)) and weight >= 0, f"teaching.score_modalities.{task}", weight, "must be >= 0")
+            number = isinstance(weight, (int, float)) and not isinstance(weight, bool)
+            require(number and weight >= 0, f"teaching.score_modalities.{task}", weight, "must be >= 0")
         require(any(w > 0 for w in t.score_modalities.values()), "teaching.score_modalities",
                 dict(t.score_modalities), "needs at least one weight > 0 (or null: the training objective)")
     if strategy.trains_on_subsets and strategy.cyclic:

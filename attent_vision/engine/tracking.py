@@ -5,6 +5,7 @@ folder, so a resumed run continues the same wandb run instead of starting a new 
 """
 
 import logging
+import secrets
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,9 @@ class Tracker:
         import wandb
 
         id_file = Path(run_dir) / "wandb_id.txt"
-        run_id = id_file.read_text().strip() if id_file.is_file() else wandb.util.generate_id()
+        # Our own id (8 characters of [0-9a-f], valid for every wandb release): wandb.util.generate_id is gone
+        # from wandb 0.31, and a resumed run must find the id it started with.
+        run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
         id_file.write_text(run_id)
         self.run = wandb.init(
             project=cfg.project, entity=cfg.entity, name=cfg.name, group=cfg.group, tags=list(cfg.tags),

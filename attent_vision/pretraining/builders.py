@@ -11,6 +11,7 @@ from ..models import MultiMAELoss, create_model
 from ..models.convert import load_pretrained
 from ..models.domains import DOMAINS, data_modalities
 from ..seeds import STREAM_NOISY_SCORING, STREAM_REFERENCE
+from ..teaching.strategies import STRATEGIES
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def build_pretrain_views(cfg, model, root: Path) -> dict[str, PretrainView | Non
     else:
         views["score"] = PretrainView(train_folder, augment=False, **common)
     views["val"] = PretrainView(folder(d.val_split), augment=False, **common) if d.val_split else None
-    if cfg.teaching.score == "learnability" and cfg.selection.strategy != "none":
+    if cfg.teaching.score == "learnability" and (d.val_split or STRATEGIES[cfg.selection.strategy].needs_scores):
         # The holdout the reference model trains on (reference.py): the validation split, augmented like training.
         if not d.val_split:
             raise ConfigError("teaching.score=learnability trains its reference model on the validation split, but "

@@ -37,7 +37,8 @@ def train_reference_model(cfg, build_model, loss_fn, view, device: torch.device,
     epochs, seed = cfg.teaching.reference_epochs, cfg.trainer.seed
     # The run's global batch, in micro-batches of the run's size: the same model whatever the number of ranks.
     batch = max(1, min(cfg.trainer.batch_size, len(view)))
-    micro = max(1, min(cfg.trainer.micro_batch_size or batch, batch))
+    # Per-rank micro-batches like training's (every rank trains the whole reference: no more memory than training).
+    micro = max(1, min(cfg.trainer.micro_batch_size or math.ceil(batch / dist.world_size), batch))
     steps_per_epoch = math.ceil(len(view) / batch)
     # bf16 autocast on GPUs; fp16 would need a gradient scaler for a model that lives a few epochs: use fp32.
     precision = "bf16" if precision == "bf16" else "fp32"
@@ -67,6 +68,8 @@ def train_reference_model(cfg, build_model, loss_fn, view, device: torch.device,
                     per_sample = loss_fn.objective(loss_fn(preds, inputs, masks))
                     (per_sample.sum() / len(keys)).backward()  # the mean over the whole step's batch
                     total, count = total + float(per_sample.detach().sum()), count + per_sample.numel()
+                if cfg.optim.clip_grad:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
                 optimizer.step()
                 step += 1
                 scheduler.step_update(step)

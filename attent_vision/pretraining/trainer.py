@@ -94,7 +94,7 @@ class Pretrainer(Trainer):
         return self.score_loader
 
     def _per_task_losses(self, batch: dict, model=None) -> torch.Tensor:
-        return self._task_matrix(self._forward(model or self.model, batch)[2])
+        return self._task_matrix(self._forward(model if model is not None else self.model, batch)[2])
 
     def _task_matrix(self, losses: dict) -> torch.Tensor:
         """B x T per-task losses (0 where a task has nothing to score, as in the objective), tasks in loss order."""
@@ -102,7 +102,7 @@ class Pretrainer(Trainer):
 
     def _reference_losses(self, indices: torch.Tensor) -> torch.Tensor:
         """learnability: train the reference model on the holdout split, then its per-task losses (N x T) on the
-        training samples ``indices``, from the same scoring view as the learner's scores."""
+        training samples ``indices``, through the scoring view of this run's refreshes (or passes)."""
         with self.timer.phase("scoring", sync=True):
             reference = train_reference_model(self.cfg, lambda: build_pretrain_model(self.cfg), self.loss_fn,
                                               self.views["reference"], self.device, self.precision, self.dist)

@@ -3,13 +3,16 @@
     settings.py       the ratio/interval/selection/teaching config groups this package consumes
     schedules.py      ratio and interval schedules (pure functions of the cycle index)
     plan.py           the epoch plan: every epoch of the budget, full or subset, decided up front
-    strategies/       one file per selection strategy (none, random, hard, soft) behind one interface
+    strategies/       one file per selection strategy (none, random, hard, soft, prune) behind one interface,
+                      with the unbiased subset weights of each that has them
     selection.py      ``select``: the pure selection function of the public API
-    score_table.py    one score per sample and the step it was taken at
+    scores/           score functions (loss, learnability, progress) and the per-modality combination
+    score_table.py    per-task losses per sample, the previous ones, and the step they were taken at
     scoring_pass.py   a sharded inference-mode scoring pass
     refresh.py        free scores: which stalest samples a refresh re-scores, and score ages
     scoring_budget.py the cost-aware scorer: caps scoring at a share of wall time
-    teacher.py        the teacher: plan + scores + strategy -> each epoch's subset; LearnerAccess
+    teacher.py        the teacher: plan + scores + strategy -> each epoch's subset and weights; LearnerAccess
+    narration.py      the plan's text and each selection's log line
 
 It imports nothing from the engine or the stages: a stage hands the teacher a :class:`LearnerAccess`.
 """

@@ -26,17 +26,21 @@ class ScoreTable:
 
     def record(self, indices: torch.Tensor, losses: torch.Tensor, step: int, keep: torch.Tensor | None = None) -> None:
         """Write per-task ``losses`` (B x T, or B when T = 1) for samples ``indices`` (B), as seen at optimizer
-        ``step``; the values they replace become the samples' previous ones. Entries where ``keep`` (B bool) is
-        False leave the table unchanged. No boolean indexing, so no host synchronisation on CUDA."""
+        ``step``; the values they replace become the samples' previous ones, unless no optimizer step separates
+        the two (a refresh right after the sample's training step): then the new value only replaces the current
+        one, so the history measures learning, not a re-measurement. Entries where ``keep`` (B bool) is False leave
+        the table unchanged. No boolean indexing, so no host synchronisation on CUDA."""
         device = self.current.device
         indices = indices.to(device)
         losses = losses.detach().to(self.current).reshape(indices.numel(), self.num_tasks)
         old = self.current[indices]
-        previous, steps = old, torch.full_like(indices, step)
+        learnt_since = (self.step[indices] < step)[:, None]
+        previous = torch.where(learnt_since, old, self.previous[indices])
+        steps = torch.full_like(indices, step)
         if keep is not None:
             keep = keep.to(device)
             losses = torch.where(keep[:, None], losses, old)
-            previous = torch.where(keep[:, None], old, self.previous[indices])
+            previous = torch.where(keep[:, None], previous, self.previous[indices])
             steps = torch.where(keep, steps, self.step[indices])
         self.previous[indices] = previous
         self.current[indices] = losses
@@ -61,6 +65,9 @@ class ScoreTable:
                 "step": self.step.cpu().clone()}
 
     def load_state_dict(self, state: dict) -> None:
+        if "values" in state:  # a checkpoint from before per-task scores: one objective value per sample
+            state = {"current": state["values"][:, None], "previous": torch.full_like(state["values"][:, None],
+                     float("nan")), "step": state["step"]}
         if tuple(state["current"].shape) != tuple(self.current.shape):
             raise ValueError(f"score table has {tuple(state['current'].shape)} (samples, tasks) but this run has "
                              f"{tuple(self.current.shape)}")

@@ -20,6 +20,7 @@ import torch
 from ..errors import DataError
 from ..seeds import STREAM_REFRESH, STREAM_SELECT, generator
 from .plan import FULL, EpochPlan, EpochSpec, build_plan
+from .narration import plan_text, selection_line
 from .refresh import refresh_count, score_ages, stalest
 from .score_table import ScoreTable, for_selection, score_stats
 from .scores import ScoreFunction, ScoreInputs, build_score, combine
@@ -101,6 +102,7 @@ class Teacher:
         self.samples_scored = 0
         self.scoring_passes = 0
         self.scoring_seconds = 0.0  # this rank's measured scoring time, for the cost cap (kept across resumes)
+        self.reference_seconds = 0.0  # learnability's reference model (not part of the cap's arithmetic)
         self.last_selection: dict | None = None  # the record of a selection made by the latest call, else None
 
     @classmethod
@@ -147,33 +149,16 @@ class Teacher:
 
     def plan_table(self, batch_size: int) -> str:
         """The plan, its expected training work and its expected scoring work."""
-        selections, per = len(self.plan.selections), self.samples_per_scoring
-        trained = self.plan.samples_planned
-        if not per:
-            scoring = "scoring work: none (no scores needed)"
-        else:
-            total = selections * per
-            how = (f"free training-step scores + a refresh of the {per} stalest" if self.free_scores
-                   else f"a scoring pass over all {per}")
-            cap = self.budget.max_fraction if self.free_scores else None
-            scoring = (f"scoring work: {selections} selections x {how} samples = {total} scored samples "
-                       f"({total / trained:.3f} of the samples trained; about {self.budget.prior_cost_ratio:g} of a "
-                       f"training sample's cost each)"
-                       + (f", capped at {cap:.0%} of wall time" if cap is not None and cap < 1 else ", uncapped"))
-        if per:
-            what = {"loss": "the sample's loss", "learnability": "loss - a holdout-trained reference model's loss "
-                    "(the reference's training and one pass over the samples come before the first selection)",
-                    "progress": "how much the loss fell since the sample's previous score"}[self.score_fn.name]
-            scoring += f"\nscore: {self.score_fn.name} ({what})" + (
-                "; per-modality weights, each normalised by its mean" if self.modality_weights is not None else "")
-        if self.reweight == "unbiased":
-            scoring += "\nsubset weights: unbiased (k / (N x inclusion probability); expected mean 1)"
-        return f"{self.plan.table(batch_size)}\n{scoring}"
+        return plan_text(self, batch_size)
 
     def subset_for_epoch(self, spec: EpochSpec, step: int, resuming: bool = False) -> torch.Tensor | None:
         """The samples to train on in ``spec.epoch`` (None = all), selecting first when the plan says so. When
         ``resuming`` an epoch mid-way, its selection was already made: the current subset is returned."""
         self.last_selection = None
+        if self.score_fn.needs_history:
+            # Under DDP a sample trained on another rank since the last merge would otherwise shift a stale value
+            # into its history: merge every epoch, so each rank records on top of the newest values.
+            self.merge_rank_tables()
         self.weighting = spec.kind != FULL and self.reweight == "unbiased"
         if spec.kind == FULL:
             return None
@@ -235,9 +220,16 @@ class Teacher:
                                "cannot train")
         start = time.perf_counter()
         self.reference = self.access.reference_losses(torch.arange(self.plan.num_samples)).detach().float().cpu()
+        if bool(torch.isnan(self.reference).any() | torch.isposinf(self.reference).any()):
+            raise DataError("teaching.score=learnability: the reference model's losses are not finite (it diverged); "
+                            "lower optim.blr or teaching.reference_epochs, or use teaching.score=loss")
+        # A sample that failed to load in the reference pass would fail in training too: never select it.
+        failed = torch.isneginf(self.reference).any(dim=1).to(self.table.current.device)
+        self.table.current[failed] = float("-inf")
         seconds = time.perf_counter() - start
-        # A one-off cost, in the run's scoring time but not in the cap's: the cap bounds the recurring refreshes,
-        # and charging it the reference would starve them for the rest of the run.
+        self.reference_seconds += seconds
+        # A one-off cost, in the run's scoring time but left out of the cap's arithmetic (both its scoring and its
+        # wall seconds): the cap bounds the recurring refreshes, and charging it the reference would starve them.
         return {"reference_s": round(seconds, 3)}
 
     def _refresh_scores(self, spec: EpochSpec, step: int) -> dict:
@@ -264,6 +256,7 @@ class Teacher:
     def _affordable(self, requested: int) -> tuple[int, str]:
         """The cost cap's decision, from numbers every rank agrees on (the maximum over ranks)."""
         wall, trained = self.access.work_so_far() if self.access is not None else (0.0, 0)
+        wall -= self.reference_seconds  # the stage's scoring timer includes the one-off reference model
         numbers = torch.tensor([wall, self.scoring_seconds], dtype=torch.float64, device=self.device)
         if self.access is not None:
             numbers = self.access.gather(numbers).view(-1, 2).amax(dim=0)
@@ -304,20 +297,7 @@ class Teacher:
 
     def describe(self, record: dict) -> str:
         """A log line for a selection record."""
-        stats = record.get("scores", {})
-        detail = (f"scores mean {stats['mean']:.4f} std {stats['std']:.4f} (p10 {stats['p10']:.4f}, p90 "
-                  f"{stats['p90']:.4f}); selected mean {record['selected_score_mean']:.4f}"
-                  if stats.get("scored") else "no scores needed")
-        scored = ""
-        if record.get("score_source") == "training":
-            age = record.get("score_age_mean")
-            scored = (f"; refreshed {record['samples_scored']}/{record['refresh_requested']} stalest scores "
-                      f"({record['refresh_decision']}) in {record['scoring_s']:.1f}s"
-                      + (f", score age mean {age:.1f} max {record['score_age_max']} steps" if age is not None else ""))
-        elif record["samples_scored"]:
-            scored = f" after scoring {record['samples_scored']} samples in {record['scoring_s']:.1f}s"
-        return (f"cycle {record['cycle']} epoch {record['epoch']}: selected {record['size']}/{self.plan.num_samples} "
-                f"samples (ratio {record['ratio']:.3f}, interval {record['interval']}){scored}; {detail}")
+        return selection_line(self, record)
 
     def finite_scores(self) -> torch.Tensor:
         """The current scores of samples that have one (CPU), e.g. for a histogram."""
@@ -332,6 +312,7 @@ class Teacher:
             "samples_scored": self.samples_scored,
             "scoring_passes": self.scoring_passes,
             "scoring_seconds": self.scoring_seconds,
+            "reference_seconds": self.reference_seconds,
             "reference": None if self.reference is None else self.reference.clone(),
             "weights": self.weights.cpu().clone(),
             "weighting": self.weighting,
@@ -344,6 +325,7 @@ class Teacher:
         self.samples_scored = state.get("samples_scored", 0)
         self.scoring_passes = state.get("scoring_passes", 0)
         self.scoring_seconds = state.get("scoring_seconds", 0.0)
+        self.reference_seconds = state.get("reference_seconds", 0.0)
         self.reference = state.get("reference")
         if state.get("weights") is not None:
             self.weights = state["weights"].to(self.device)

@@ -1,4 +1,5 @@
-"""Top-k by score: the k samples the learner is most wrong on. Deterministic, so it has no unbiased weights: a\nsample outside the top k is never seen, and no weighting of the others can stand in for it."""
+"""Top-k by score: the k samples the learner is most wrong on. Deterministic, so it has no unbiased weights: a
+sample outside the top k is never seen, and no weighting of the others can stand in for it."""
 
 import torch
 

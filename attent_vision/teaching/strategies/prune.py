@@ -19,13 +19,15 @@ import torch
 from .base import SelectionStrategy
 
 
-def prune_candidates(scores: torch.Tensor) -> torch.Tensor:
-    """scores: N -> indices of the below-mean samples (at least the lowest ceil(N / 2); ties by index)."""
+def prune_candidates(scores: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """scores: N -> indices of the below-mean samples, or the lowest ceil(N / 2) when fewer lie below the mean
+    (ties in random order from ``generator``: equal scores, e.g. none known yet, must not prune by index)."""
     below = (scores < scores.mean()).nonzero().squeeze(1)
     half = math.ceil(scores.numel() / 2)
     if below.numel() >= half:
         return below
-    return torch.argsort(scores, stable=True)[:half]
+    order = torch.randperm(scores.numel(), generator=generator)
+    return order[torch.argsort(scores[order], stable=True)][:half]
 
 
 class PruneSelection(SelectionStrategy):
@@ -39,7 +41,7 @@ class PruneSelection(SelectionStrategy):
     def select_weighted(self, scores: torch.Tensor, k: int, generator: torch.Generator
                         ) -> tuple[torch.Tensor, torch.Tensor]:
         n = scores.numel()
-        candidates = prune_candidates(scores.double())
+        candidates = prune_candidates(scores.double(), generator)
         drop = n - k
         if drop > candidates.numel():
             raise ValueError(f"prune: cannot drop {drop} of {n} samples, only {candidates.numel()} are prunable")
