@@ -192,7 +192,7 @@ def validate_teaching_config(cfg: DictConfig) -> None:
             "must be in (0, 1] (epochs below delta x E are pruned, the rest run on full data)")
     require(t.reference_epochs >= 1, "teaching.reference_epochs", t.reference_epochs, "must be >= 1")
     strategy = STRATEGIES[s.strategy]
-    require(not (s.reweight == "unbiased" and s.strategy == "hard"), "selection.reweight", s.reweight,
+    require(s.reweight != "unbiased" or strategy.has_unbiased_weights, "selection.reweight", s.reweight,
             "has no unbiased form for selection=hard (top-k never picks the samples outside it, so no weighting of "
             "the others can stand in for them); use selection=soft or random, or selection.reweight=none")
     if SCORES[t.score].needs_history and strategy.needs_scores and not strategy.free_scores_only:

@@ -15,6 +15,8 @@ from ..teaching.strategies import STRATEGIES
 
 log = logging.getLogger(__name__)
 
+MODALITIES = ("rgb", "depth", "semseg")  # the batch keys that go to the model's device
+
 
 def build_pretrain_model(cfg):
     """The MultiMAE of ``cfg.model``, optionally initialised from ``cfg.model.init_from``."""

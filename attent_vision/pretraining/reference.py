@@ -24,10 +24,9 @@ from ..engine.loaders import to_device
 from ..engine.optim import build_optimizer, build_scheduler
 from ..engine.runtime import autocast
 from ..seeds import STREAM_REFERENCE, derive_seed, generator, seeded_global_rngs
+from .builders import MODALITIES
 
 log = logging.getLogger(__name__)
-
-MODALITIES = ("rgb", "depth", "semseg")
 
 
 def train_reference_model(cfg, build_model, loss_fn, view, device: torch.device, precision: str,

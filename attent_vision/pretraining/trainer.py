@@ -24,13 +24,11 @@ from ..teaching import LearnerAccess, Teacher
 from ..teaching.plan import SUBSET
 from ..errors import ConfigError
 from ..teaching.scoring_pass import run_scoring_pass
-from .builders import build_loss, build_pretrain_model, build_pretrain_views, dataset_root
+from .builders import MODALITIES, build_loss, build_pretrain_model, build_pretrain_views, dataset_root
 from .reference import train_reference_model
 from .visualize import save_reconstructions
 
 log = logging.getLogger(__name__)
-
-MODALITIES = ("rgb", "depth", "semseg")
 
 
 class Pretrainer(Trainer):
@@ -194,10 +192,11 @@ class Pretrainer(Trainer):
         # Normalised by the global sample count (x ranks, since DDP averages over ranks), so the gradient is the
         # full batch mean whatever the number of ranks and micro-batches.
         loss = (per_sample * gradient_weights).sum() * (self.dist.world_size / shape.global_count)
-        self.teacher.observe(batch["index"], self._task_matrix(losses), weights, self.progress.global_step)
+        per_task = self._task_matrix(losses)
+        self.teacher.observe(batch["index"], per_task, weights, self.progress.global_step)
         with torch.no_grad():
-            tasks = [(losses[t].per_sample * losses[t].valid * weights).sum() for t in self.train_metric_names]
-            row = torch.stack([weights.sum(), (per_sample * weights).sum(), *tasks])
+            row = torch.cat([torch.stack([weights.sum(), (per_sample * weights).sum()]),
+                             (per_task * weights[:, None]).sum(dim=0)])
         return loss, row
 
     @torch.no_grad()

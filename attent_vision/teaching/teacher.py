@@ -84,11 +84,8 @@ class Teacher:
         self.modality_weights = modality_weights
         if reweight not in ("none", "unbiased"):
             raise ValueError(f"unknown reweight '{reweight}'; choose none or unbiased")
-        if reweight == "unbiased" and strategy.trains_on_subsets:
-            try:
-                strategy.select_weighted(torch.zeros(2), 1, torch.Generator().manual_seed(0))
-            except ValueError as e:
-                raise ValueError(str(e)) from None
+        if reweight == "unbiased" and strategy.trains_on_subsets and not strategy.has_unbiased_weights:
+            raise ValueError(f"selection.strategy={strategy.name} has no unbiased weights; use selection.reweight=none")
         if self.score_fn.needs_history and strategy.needs_scores and self.score_source == "pass":
             raise ValueError(f"teaching.score={self.score_fn.name} needs a score history before the first selection, "
                              "which a scoring pass before each selection cannot give; use teaching.score_source=training")
@@ -96,7 +93,7 @@ class Teacher:
         self.table = ScoreTable(plan.num_samples, self.task_weights.numel(), device)
         self.reference: torch.Tensor | None = None  # N x T reference losses (learnability), once computed
         self.weights = torch.ones(plan.num_samples, device=device)  # the current subset's training weights
-        self.weighting = False  # True while a weighted subset epoch runs
+        self.weighting = False  # True while a weighted subset epoch runs (set by subset_for_epoch, resumes included)
         self.subset: torch.Tensor | None = None
         self.history: list[dict] = []
         self.samples_scored = 0
@@ -315,7 +312,6 @@ class Teacher:
             "reference_seconds": self.reference_seconds,
             "reference": None if self.reference is None else self.reference.clone(),
             "weights": self.weights.cpu().clone(),
-            "weighting": self.weighting,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -329,4 +325,3 @@ class Teacher:
         self.reference = state.get("reference")
         if state.get("weights") is not None:
             self.weights = state["weights"].to(self.device)
-        self.weighting = state.get("weighting", False)

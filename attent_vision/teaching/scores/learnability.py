@@ -26,5 +26,5 @@ class LearnabilityScore(ScoreFunction):
         if inputs.reference is None:
             raise RuntimeError("teaching.score=learnability: the reference losses are missing (they are computed "
                                "before the first selection); this is a bug")
-        # A failed sample stays -inf (never selected); a never-scored one stays NaN (ranked first).
-        return torch.where(torch.isneginf(inputs.current), inputs.current, inputs.current - inputs.reference)
+        # A never-scored sample stays NaN (ranked first); combine() marks failed samples -inf.
+        return inputs.current - inputs.reference

@@ -18,6 +18,6 @@ class ProgressScore(ScoreFunction):
 
     def per_task(self, inputs: ScoreInputs) -> torch.Tensor:
         fell = inputs.previous - inputs.current
-        # No finite previous value (never scored twice, or failed to load once): no progress yet.
-        fell = torch.where(torch.isfinite(inputs.previous), fell, torch.full_like(fell, float("nan")))
-        return torch.where(torch.isneginf(inputs.current), inputs.current, fell)
+        # No finite previous value (never scored twice, or failed to load once): no progress yet. combine() marks
+        # samples that failed now -inf.
+        return torch.where(torch.isfinite(inputs.previous), fell, torch.full_like(fell, float("nan")))

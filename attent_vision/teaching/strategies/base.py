@@ -24,6 +24,7 @@ class SelectionStrategy(ABC):
     trains_on_subsets: bool = True
     cyclic: bool = True
     free_scores_only: bool = False  # scores come from training steps whatever teaching.score_source says
+    has_unbiased_weights: bool = True  # select_weighted is implemented (hard: False)
 
     @abstractmethod
     def select(self, scores: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:

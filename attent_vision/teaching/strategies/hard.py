@@ -8,6 +8,7 @@ from .base import SelectionStrategy
 
 class HardSelection(SelectionStrategy):
     name = "hard"
+    has_unbiased_weights = False
 
     def select(self, scores: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
         # A stable sort makes ties resolve by index, so equal scores give the same subset on every rank and run.
