@@ -115,7 +115,7 @@ class Run:
 
 def compose_train(overrides: list[str]):
     register_configs()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "attent_vision" / "conf" / "train"), version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
 
 

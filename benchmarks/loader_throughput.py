@@ -34,7 +34,7 @@ def compose(overrides: list[str]):
     from attent_vision.config import register_configs
 
     register_configs()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "attent_vision" / "conf" / "train"), version_base="1.3"):
         return hydra_compose(config_name="train", overrides=DEFAULTS + overrides)
 
 

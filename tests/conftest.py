@@ -9,6 +9,9 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+TRAIN_CONF_DIR = REPO / "attent_vision" / "conf" / "train"
+FINETUNE_CONF_DIR = REPO / "attent_vision" / "conf" / "finetune"
+SHARED_CONF_DIR = REPO / "attent_vision" / "conf" / "shared"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -35,13 +38,13 @@ def smoke_data_root(isolated_cache):
 
 
 def compose_train(overrides: list[str]):
-    """Compose conf/train.yaml with overrides through Hydra's compose API (no run folder, no logging set-up)."""
+    """Compose attent_vision/conf/train/train.yaml with overrides through Hydra's compose API (no run folder, no logging set-up)."""
     from hydra import compose, initialize_config_dir
 
     from attent_vision.config import register_configs
 
     register_configs()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(TRAIN_CONF_DIR), version_base="1.3"):
         return compose(config_name="train", overrides=overrides, return_hydra_config=False)
 
 

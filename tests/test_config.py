@@ -8,16 +8,14 @@ from omegaconf.errors import ConfigKeyError
 
 from attent_vision.config import validate_train_config
 from attent_vision.errors import ConfigError
-from conftest import REPO, compose_train
+from conftest import REPO, SHARED_CONF_DIR, TRAIN_CONF_DIR, compose_train
 
 GROUPS = ["model", "data", "optim", "ratio", "interval", "selection", "logger", "debug"]
 
 
 def options(group):
-    found = sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml"))
-    if group == "data":  # conf/data/ also holds the fine-tuning datasets (finetune.py composes those)
-        found = [o for o in found if o not in ("synthetic_downstream", "imagenet_s50_downstream", "nyuv2")]
-    return found
+    folder = (SHARED_CONF_DIR if group == "logger" else TRAIN_CONF_DIR) / group
+    return sorted(p.stem for p in folder.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
@@ -28,8 +26,8 @@ def test_every_group_option_composes_and_validates(group, option):
     validate_train_config(compose_train(overrides))
 
 
-EXPERIMENTS = sorted(str(p.relative_to(REPO / "conf" / "experiment").with_suffix(""))
-                     for p in (REPO / "conf" / "experiment").rglob("*.yaml"))
+EXPERIMENTS = sorted(str(p.relative_to(TRAIN_CONF_DIR / "experiment").with_suffix(""))
+                     for p in (TRAIN_CONF_DIR / "experiment").rglob("*.yaml"))
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -147,12 +145,16 @@ def test_combinations_without_meaning_fail_naming_the_key(tmp_path, overrides, k
 def test_every_user_facing_yaml_key_has_a_comment():
     """The style rule for configs: every key a user may change carries a comment saying what it does."""
     missing = []
-    for path in (REPO / "conf").rglob("*.yaml"):
+    for path in (REPO / "attent_vision" / "conf").rglob("*.yaml"):
         if "hydra" in path.parts:
             continue
-        previous = ""
+        previous, text_block_indent = "", None
         for number, line in enumerate(path.read_text().splitlines(), 1):
             stripped = line.strip()
+            indent = len(line) - len(line.lstrip())
+            if text_block_indent is not None and (indent > text_block_indent or not stripped):
+                continue  # inside a YAML block scalar (e.g. hydra.help.template): text, not keys
+            text_block_indent = indent if stripped.split("#")[0].rstrip().endswith(("|", "|-", ">")) else None
             # A key is documented by an inline comment or by a comment on the line above it.
             documented = "#" in stripped or previous.startswith("#")
             is_setting = ":" in stripped and not stripped.endswith(":") and not stripped.startswith(("#", "-"))

@@ -20,7 +20,7 @@ from attent_vision.data.downstream import (
 from attent_vision.config.downstream_data import DownstreamDataConfig
 from attent_vision.data.downstream.datasets import downstream_datasets
 from attent_vision.errors import ConfigError
-from conftest import REPO
+from conftest import FINETUNE_CONF_DIR
 
 TINY = dict(num_classes=3, train_per_class=3, val_per_class=2, semi_per_class=1, image_size=32, nyu_train=4,
             nyu_test=2, nyu_width=32, nyu_height=24)
@@ -93,8 +93,8 @@ def test_written_once_then_reused_and_fingerprinted(tmp_path):
 
 
 def compose_data(name: str):
-    """conf/data/<name>.yaml composed by Hydra and merged onto the fine-tuning data schema (unknown keys fail)."""
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    """attent_vision/conf/finetune/data/<name>.yaml composed by Hydra and merged onto the fine-tuning data schema (unknown keys fail)."""
+    with initialize_config_dir(config_dir=str(FINETUNE_CONF_DIR), version_base="1.3"):
         cfg = compose(config_name=f"data/{name}")
     return OmegaConf.merge(OmegaConf.structured(DownstreamDataConfig), cfg.data)
 

@@ -19,10 +19,10 @@ def test_dockerfile_passes_hadolint():
 @pytest.mark.parametrize(
     "args,env,expected",
     [
-        (["train", "debug=smoke"], {}, "python /opt/attent-vision/train.py debug=smoke"),
+        (["train", "debug=smoke"], {}, "python -m attent_vision.train debug=smoke"),
         (["train", "experiment=paper_imagenet_s50"], {"NPROC_PER_NODE": "6"},
-         "torchrun --standalone --nproc_per_node 6 /opt/attent-vision/train.py experiment=paper_imagenet_s50"),
-        (["finetune", "task=nyuv2_seg"], {}, "python /opt/attent-vision/finetune.py task=nyuv2_seg"),
+         "torchrun --standalone --nproc_per_node 6 -m attent_vision.train experiment=paper_imagenet_s50"),
+        (["finetune", "task=nyuv2_seg"], {}, "python -m attent_vision.finetune task=nyuv2_seg"),
         (["report", "multirun/x"], {}, "attent-report multirun/x"),
         (["bash", "-c", "true"], {}, "bash -c true"),
     ],

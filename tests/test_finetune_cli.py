@@ -118,9 +118,9 @@ def test_suite_composes_inside_a_running_hydra_app_and_restores_it():
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from conftest import REPO
+    from conftest import TRAIN_CONF_DIR
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(TRAIN_CONF_DIR), version_base="1.3"):
         outer = GlobalHydra.instance().hydra
         cfg = compose_finetune("nyuv2_depth", "/some/run", ["trainer.epochs=3"])
         assert GlobalHydra.instance().hydra is outer

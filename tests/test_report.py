@@ -23,10 +23,12 @@ def test_report_has_every_row_in_table3_order(report):
     rows = built["rows"]
     assert [(r["ratio"], r["interval"], r["selection"]) for r in rows] == TABLE3_ORDER
     markdown = (out / "report.md").read_text().splitlines()
-    assert markdown[0].startswith("| ratio | interval | selection | seeds | wall s | vs full |")
-    assert len(markdown) == 2 + 10 and markdown[2].startswith("| - | - | none | 1 |")
+    assert markdown[0].startswith("| experiment | ratio | interval | selection | seeds | wall s | vs full |")
+    assert len(markdown) == 2 + 10 and markdown[2].startswith("| t3_full | - | - | none | 1 |")
+    assert [line.split(" | ")[0] for line in markdown[2:]] == [
+        "| t3_" + ("full" if s == "none" else f"{r}_{i}_{s}") for r, i, s in TABLE3_ORDER]
     for name in ("report.md", "report.csv", "val_loss_vs_wall_time.png", "val_loss_vs_samples_seen.png",
-                 "throughput.png"):
+                 "throughput.png", "score_histograms.png"):
         assert (out / name).stat().st_size > 0
 
 
@@ -60,7 +62,7 @@ def test_seeds_are_averaged_with_their_spread(report):
         r["downstream"] = {"nyuv2_depth": {"final": {"val_delta1": 0.5 + 0.1 * seed}}}
         rows.append(run_row(r))
     (row,) = aggregate(rows)
-    assert row["seeds"] == 3 and row["val_loss"] == 2.0 and row["val_loss_std"] == pytest.approx(1.0)
+    assert row["seeds"] == 3 and row["reruns"] == 0 and row["val_loss"] == 2.0 and row["val_loss_std"] == pytest.approx(1.0)
     column = DOWNSTREAM_TASKS["nyuv2_depth"].column
     assert row[column] == pytest.approx(60.0) and row[f"{column}_std"] == pytest.approx(10.0)
     assert math.isnan(row[DOWNSTREAM_TASKS["nyuv2_seg"].column])

@@ -1,7 +1,8 @@
 """What every Hydra entry point does around its job: validate the config, find the run folder, run the stage,
 and turn user errors (and storage errors: a full disk, a read-only folder) into one actionable line and exit status
 2 instead of a traceback. An invocation refused before its run accepted it leaves the run's Hydra metadata as it
-was (run_metadata.py)."""
+was (run_metadata.py). Before Hydra composes anything, ``check_command_line`` refuses a command line that needs
+an optional extra which is not installed (a SLURM launcher without hydra-submitit-launcher)."""
 
 import logging
 import sys
@@ -15,6 +16,7 @@ from omegaconf import DictConfig
 from ..engine.distributed import shutdown_distributed
 from ..engine.storage import storage_error
 from ..errors import UserError
+from ..extras import require_launcher_plugin
 from .run_metadata import RunMetadata
 
 log = logging.getLogger("attent_vision")
@@ -22,6 +24,27 @@ log = logging.getLogger("attent_vision")
 
 def hydra_run_dir() -> str:
     return HydraConfig.get().runtime.output_dir
+
+
+def check_command_line(argv: list[str], command: str) -> None:
+    """What can be checked from the command line alone, before Hydra composes the config: a launcher whose plugin (the
+    ``slurm`` extra) is not installed. Hydra would say only "Could not load 'hydra/launcher/submitit_slurm'"; this
+    prints one line naming the install and exits with status 2. Logging is not set up yet, hence stderr."""
+    try:
+        require_launcher_plugin(argv, command)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+
+
+def start_console_command(hydra_main: Callable[[], object], command: str) -> None:
+    """What ``attent-train`` / ``attent-finetune`` do before handing ``sys.argv`` to their ``@hydra.main``
+    function: the command-line checks, and under torchrun the overrides that give every rank rank 0's run folder."""
+    from ..engine.distributed import rank_hydra_overrides
+
+    check_command_line(sys.argv[1:], command)  # a missing optional extra, before Hydra fails on it
+    sys.argv += rank_hydra_overrides(sys.argv[1:])
+    hydra_main()
 
 
 def _nothing() -> None:

@@ -1,4 +1,5 @@
-"""The run's log file (``<run>/<job>.log``, configured in conf/hydra/job_logging/console.yaml).
+"""The run's log file (``<run>/<job>.log``, configured in
+attent_vision/conf/shared/hydra/job_logging/console.yaml).
 
 When the disk fills or the folder stops being writable during a run, Python's FileHandler prints a multi-line
 "--- Logging error ---" report with a traceback for every later log line. This handler says what went wrong once,
@@ -10,6 +11,8 @@ import logging
 import sys
 import time
 
+from tqdm import tqdm
+
 from ..engine.storage import storage_error
 
 
@@ -20,4 +23,6 @@ class RunLogFile(logging.FileHandler):
             super().handleError(record)
             return
         self.setLevel(logging.CRITICAL + 1)  # no more writes to the file; the console handler carries on
-        sys.stderr.write(f"[{time.strftime('%H:%M:%S')}][WARNING] {problem}; the log continues on the console only\n")
+        # tqdm.write: above a progress bar, if one is drawn, rather than glued to its end
+        tqdm.write(f"[{time.strftime('%H:%M:%S')}][WARNING] {problem}; the log continues on the console only",
+                   file=sys.stderr)

@@ -2,7 +2,7 @@
 
 Hydra creates the run folder, then opens the log file and writes ``.hydra/`` before our job starts, so a read-only
 folder, a run folder path running through a file, or a full disk would fail inside Hydra with a traceback. This
-callback (``hydra.callbacks.run_folder`` in conf/train.yaml and conf/finetune.yaml) runs before those writes and
+callback (``hydra.callbacks.run_folder`` in attent_vision/conf/train/train.yaml and conf/finetune/finetune.yaml) runs before those writes and
 says what is wrong in one line (engine/storage.py), with exit status 2, like every other user error.
 """
 

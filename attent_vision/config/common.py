@@ -62,9 +62,10 @@ class LoggerConfig:
     mode: str = "disabled"  # disabled | offline | online (wandb)
     project: str = "attent-vision"
     entity: Optional[str] = None
-    name: Optional[str] = None
-    group: Optional[str] = None
+    name: Optional[str] = None  # None = experiment_name + the run's command-line overrides
+    group: Optional[str] = None  # None = the sweep folder's name in a multirun, else no group
     tags: list[str] = field(default_factory=list)
+    upload_artifacts: bool = False  # a completed run's results.json and final weights as a wandb Artifact
 
 
 def get(cfg: Any, dotted: str) -> Any:
@@ -111,6 +112,9 @@ def check_device(device: str) -> None:
 def validate_common(cfg: DictConfig) -> None:
     """Checks of the trainer, optim, checkpoint and logger keys shared by both stages."""
     check_choices(cfg, {"trainer.precision": PRECISIONS, "logger.mode": LOGGER_MODES})
+    require(not (cfg.logger.upload_artifacts and cfg.logger.mode == "disabled"), "logger.upload_artifacts", True,
+            "artifacts are uploaded through wandb, which logger.mode=disabled turns off; add logger=wandb or "
+            "logger=wandb_offline")
     t = cfg.trainer
     require(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "must be >= 1")
     require(t.eval_batch_size >= 1, "trainer.eval_batch_size", t.eval_batch_size, "must be >= 1")

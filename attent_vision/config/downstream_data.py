@@ -1,4 +1,4 @@
-"""The ``data`` schema of fine-tuning (conf/data/{synthetic_downstream,imagenet_s50_downstream,nyuv2}.yaml).
+"""The ``data`` schema of fine-tuning (attent_vision/conf/finetune/data/{synthetic_downstream,imagenet_s50_downstream,nyuv2}.yaml).
 
 Which dataset serves which task is decided by data/downstream/datasets.py.
 """

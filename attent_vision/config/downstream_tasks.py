@@ -1,5 +1,5 @@
 """The downstream tasks: the one list that the pretraining config (``downstream.tasks``), the fine-tuning suite,
-the report and the benchmarks read. A new task gets a line here and a ``conf/task/<name>.yaml``."""
+the report and the benchmarks read. A new task gets a line here and a ``attent_vision/conf/finetune/task/<name>.yaml``."""
 
 from dataclasses import dataclass
 

@@ -1,6 +1,6 @@
-"""The fine-tuning schema (finetune.py, conf/finetune.yaml) and its range checks.
+"""The fine-tuning schema (finetune.py, attent_vision/conf/finetune/finetune.yaml) and its range checks.
 
-The dataclasses are registered in Hydra's ConfigStore as ``finetune_schema`` (first in conf/finetune.yaml's
+The dataclasses are registered in Hydra's ConfigStore as ``finetune_schema`` (first in attent_vision/conf/finetune/finetune.yaml's
 defaults), so a typo or a wrongly typed value fails before any work starts. :func:`validate_finetune_config` checks
 what types cannot express and raises a ConfigError naming the key, the value and the rule.
 """

@@ -1,6 +1,6 @@
-"""The pretraining schema (train.py, conf/train.yaml) and its range checks.
+"""The pretraining schema (train.py, attent_vision/conf/train/train.yaml) and its range checks.
 
-``TrainConfig`` is registered in Hydra's ConfigStore as ``train_schema`` and sits first in conf/train.yaml's
+``TrainConfig`` is registered in Hydra's ConfigStore as ``train_schema`` and sits first in attent_vision/conf/train/train.yaml's
 defaults, so an unknown key or a wrongly typed value fails before any work starts. :func:`validate_train_config`
 checks what types cannot express and raises a ConfigError naming the key, the value and the rule.
 """

@@ -9,10 +9,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
+
+from ..atomic_files import temp_dir_beside
 
 CACHE_ENV = "ATTENT_VISION_CACHE"
 
@@ -35,7 +36,7 @@ def write_once(root: Path, write: Callable[[Path], None], marker: str) -> Path:
     if (root / marker).is_file():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=root.name + ".tmp-", dir=root.parent))
+    tmp = temp_dir_beside(root)  # readable like any folder (mkdtemp would make it 0700 after the rename)
     try:
         write(tmp)
         try:

@@ -24,9 +24,10 @@ _SOURCE_LOCATION = re.compile(r"^[^,]*, [^,]*:\d+, ")
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg"})
 
 # torchvision 0.29 deprecates its decoders in favour of TorchCodec, and warns on every call. They remain the fastest
-# image decoders we can depend on across the supported torchvision range, so we silence exactly that warning.
-warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
-                        category=DeprecationWarning)
+# image decoders we can depend on across the supported torchvision range, so we silence exactly that warning, and
+# only around our own calls: importing the package leaves the user's warning filters as they were (a user who turns
+# warnings into errors still gets decoded images, not a DataError made of the deprecation notice).
+DECODER_DEPRECATION = "The image decoding and encoding capabilities of TorchVision"
 
 
 def is_image_file(path: Path) -> bool:
@@ -41,7 +42,9 @@ def decode_image_file(path: Path | str, *, rgb: bool = False) -> torch.Tensor:
     (missing, empty, truncated, not an image)."""
     mode = tio.ImageReadMode.RGB if rgb else tio.ImageReadMode.UNCHANGED
     try:
-        image = tio.decode_image(tio.read_file(str(path)), mode=mode)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=DECODER_DEPRECATION, category=DeprecationWarning)
+            image = tio.decode_image(tio.read_file(str(path)), mode=mode)
     except Exception as e:  # torchvision raises RuntimeError for every kind of decoder failure
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"cannot decode {path} ({_SOURCE_LOCATION.sub('', message)[:160]}); {SKIP_HINT}") from None

@@ -8,7 +8,6 @@ the new one is in place. Files are named by optimizer step, so the newest is the
 import os
 import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from omegaconf import OmegaConf
 
 import logging
 
+from ..atomic_files import temp_file_beside
 from ..errors import CheckpointError, UnreadableCheckpoint
 from ..models.convert import read_checkpoint
 from .storage import writing
@@ -30,7 +30,7 @@ def atomic_torch_save(obj, path: Path) -> None:
     StorageError naming ``path`` (engine/storage.py); the temporary file is removed and an earlier ``path`` kept."""
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        fd, tmp = temp_file_beside(path)  # the mode of an ordinary file, not mkstemp's 0600
         try:
             with os.fdopen(fd, "wb") as f:
                 torch.save(obj, f)

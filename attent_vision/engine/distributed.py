@@ -39,9 +39,10 @@ def detect_ranks() -> tuple[int, int, int]:
         return int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0))
     if int(env.get("SLURM_NTASKS", "1")) > 1:
         if "MASTER_ADDR" not in env:
-            from submitit.helpers import TorchDistributedEnvironment
+            from ..extras import require
 
-            TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+            helpers = require("submitit.helpers", "slurm", "a multi-task SLURM job")
+            helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         return int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), int(env.get("SLURM_LOCALID", 0))
     return 0, 1, 0
 

@@ -8,17 +8,16 @@ fields of results.json. Reading order: ``__init__`` -> ``run`` -> ``_run_epochs`
 """
 
 import logging
-import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
-from tqdm import tqdm
 
 from ..data.skipping import nothing_loaded
 from ..errors import CheckpointError, ConfigError, UserError
+from .bars import console_logs_above_bars, progress_bar, show_bars
 from .checkpoint import CheckpointManager, config_differences, restore_rng, training_state
 from .console import format_metrics, format_seconds
 from .distributed import DistEnv, all_reduce_sum, barrier, broadcast_object, init_distributed
@@ -63,6 +62,7 @@ class Trainer(StageHooks, RunRecord):
     def _build(self) -> None:
         cfg, t = self.cfg, self.cfg.trainer
         self.device = self.dist.device
+        self.show_bars = show_bars(t.progress_bar, self.dist.is_main)  # one rule for every bar (engine/bars.py)
         configure_backends(self.device)
         self.precision = resolve_precision(t.precision, self.device)
         self.wall_start = time.perf_counter()
@@ -206,7 +206,8 @@ class Trainer(StageHooks, RunRecord):
         self.stop.install()
         try:
             try:
-                interrupted, diverged = self._run_epochs(), None
+                with console_logs_above_bars(self.show_bars):  # log lines print above the bars, not glued to them
+                    interrupted, diverged = self._run_epochs(), None
             except Divergence as e:
                 interrupted, diverged = False, e
             except UserError as e:  # met while training (unreadable data, a full disk): results.json says failed
@@ -225,6 +226,7 @@ class Trainer(StageHooks, RunRecord):
             p.initial = self.evaluate()  # the reference point for "the model learned something"
             if p.initial and self.dist.is_main:
                 log.info("at initialisation: %s", format_metrics(p.initial))
+                self.tracker.log({f"val/{k[4:]}": v for k, v in p.initial.items()}, 0)  # step 0: the untrained model
             if self.num_epochs == 0:  # evaluation only
                 self.after_epoch(-1, True, p.initial)
                 self.record_epoch(-1, {}, p.initial)
@@ -269,8 +271,8 @@ class Trainer(StageHooks, RunRecord):
         bad: list[str] = []
         self.model.train()
         it = iter(self.train_loader)
-        bar = tqdm(total=len(shapes), initial=start_step, desc=f"epoch {epoch + 1}", leave=False, dynamic_ncols=True,
-                   disable=not (t.progress_bar and self.dist.is_main and sys.stderr.isatty()))
+        bar = progress_bar(total=len(shapes), initial=start_step, desc=f"epoch {epoch + 1}/{self.num_epochs}",
+                           show=self.show_bars)
         epoch_start, steps_run = time.perf_counter(), 0
         for step in range(start_step, len(shapes)):
             shape = shapes[step]
@@ -333,10 +335,10 @@ class Trainer(StageHooks, RunRecord):
         if self.dist.is_main:
             detail = " ".join(f"{n} {means[n]:.4f}" for n in names[1:])
             label = self.epoch_label(epoch)
-            bar.set_postfix_str(f"loss {means['loss']:.4f}")
-            log.info("epoch %d/%d%s step %d/%d | loss %.4f%s | lr %.2e | %.0f samples/s | ETA %s", epoch + 1,
-                     self.num_epochs, f" [{label}]" if label else "", step + 1, steps, means["loss"],
-                     f" ({detail})" if detail else "", lr, rate, format_seconds(eta))
+            bar.set_postfix_str(f"loss {means['loss']:.4f} (epoch mean)")
+            log.info("epoch %d/%d%s step %d/%d | loss %.4f (epoch mean so far%s) | lr %.2e | %.0f samples/s | ETA %s",
+                     epoch + 1, self.num_epochs, f" [{label}]" if label else "", step + 1, steps, means["loss"],
+                     f": {detail}" if detail else "", lr, rate, format_seconds(eta))
         metrics = {f"train/{n}": v for n, v in means.items()}
         metrics.update({"train/lr": lr, "train/samples_per_s": rate, "train/samples_seen": self.progress.samples_seen,
                         "train/epoch": epoch + 1})

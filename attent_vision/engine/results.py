@@ -1,7 +1,7 @@
 """results.json: the machine-readable record of a run, one schema for both stages.
 
 The training stages write it (atomically, after every epoch and at the end); the report and the benchmarks read it
-(report.py's helpers), so every reader agrees on the keys.
+(the report package's helpers), so every reader agrees on the keys.
 Metric names follow one convention in both stages: ``train_<name>`` for training statistics, ``val_<name>`` for
 evaluation metrics (``val_loss`` in pretraining; ``val_top1``, ``val_miou``, ``val_delta1`` ... in fine-tuning).
 """
@@ -9,10 +9,10 @@ evaluation metrics (``val_loss`` in pretraining; ``val_top1``, ``val_miou``, ``v
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..atomic_files import temp_file_beside
 from .storage import writing
 
 RUNNING, COMPLETED, INTERRUPTED, FAILED, DIVERGED = "running", "completed", "interrupted", "failed", "diverged"
@@ -67,7 +67,7 @@ def write_json_atomic(data: dict, path: str | Path) -> None:
     path = Path(path)
     data = finite_or_null(json.loads(json.dumps(data, default=float)))
     with writing(path):
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        fd, tmp = temp_file_beside(path)  # 0644 under umask 022, as collaborators expect
         try:
             with os.fdopen(fd, "w") as f:
                 json.dump(data, f, indent=2, sort_keys=False, allow_nan=False)

@@ -5,7 +5,7 @@ turns a Table-3 pretraining run into a complete row).
     results = run_finetune_suite("outputs/default/<run>", ["imagenet_s50_cls", "nyuv2_seg", "nyuv2_depth"],
                                  overrides=["trainer.epochs=5"], out_dir=Path("outputs/default/<run>/downstream"))
 
-Each task is composed from conf/finetune.yaml exactly as ``python finetune.py task=<task> init_from=<ckpt>
+Each task is composed from attent_vision/conf/finetune/finetune.yaml exactly as ``python finetune.py task=<task> init_from=<ckpt>
 <overrides>`` would be, validated, and run into ``out_dir/<task>/``. A task that fails with a user error (missing
 dataset, bad override) is recorded as failed and the others still run; ``out_dir/downstream.json`` collects every
 task's status, best and final metrics.
@@ -18,6 +18,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
+from ..conf import FINETUNE_CONF_DIR
 from ..config import register_configs, validate_finetune_config
 from ..config.downstream_tasks import DOWNSTREAM_TASKS
 from ..engine.results import write_json_atomic
@@ -25,14 +26,12 @@ from ..errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-
 
 def compose_finetune(task: str, init_from: str | Path | None, overrides: list[str]):
     """The config ``python finetune.py task=<task> init_from=<init_from> <overrides>`` would run (no run folder).
 
     Works inside a running Hydra app (e.g. at the end of train.py): the caller's Hydra state is restored after."""
-    if task not in DOWNSTREAM_TASKS and not (CONF_DIR / "task" / f"{task}.yaml").is_file():
+    if task not in DOWNSTREAM_TASKS and not (FINETUNE_CONF_DIR / "task" / f"{task}.yaml").is_file():
         raise ConfigError(f"unknown fine-tuning task '{task}'; choose from {list(DOWNSTREAM_TASKS)}")
     register_configs()
     args = [f"task={task}", *overrides]
@@ -40,7 +39,7 @@ def compose_finetune(task: str, init_from: str | Path | None, overrides: list[st
     saved = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(FINETUNE_CONF_DIR), version_base="1.3"):
             cfg = compose(config_name="finetune", overrides=args)
     except Exception as e:  # Hydra's own errors for unknown keys, groups or options: one line for the user
         raise ConfigError(f"fine-tuning config for task {task} with overrides {overrides}: {e}") from None

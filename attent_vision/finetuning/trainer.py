@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from ..config.downstream_tasks import MAIN_METRIC
 from ..data.skipping import BadSampleLog
+from ..engine.bars import progress_bar
 from ..engine.checkpoint import save_weights
 from ..engine.distributed import DistEnv, all_reduce_sum
 from ..engine.loaders import make_loader, to_device
@@ -122,7 +123,7 @@ class Finetuner(Trainer):
         baseline = make_metric(self.kind, self.num_classes, t.depth_protocol) if constant is not None else None
         bad = BadSampleLog()
         with self.timer.phase("eval", sync=True):
-            for batch in self.eval_loader:
+            for batch in progress_bar(self.eval_loader, desc="evaluation", show=self.show_bars):
                 bad.update(batch)  # skip mode: the metrics leave these out; the warning names their files
                 if "target" not in batch:
                     continue
@@ -173,6 +174,7 @@ class Finetuner(Trainer):
 
     def save_outputs(self) -> None:
         save_weights(self.run_dir / "finetuned.pth", self.model, OmegaConf.to_container(self.cfg, resolve=True))
+        self.tracker.add_final_outputs(self.run_dir / "finetuned.pth")  # logger.upload_artifacts
 
     def describe(self) -> list[str]:
         c, tr = self.cfg, self.cfg.trainer

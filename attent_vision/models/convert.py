@@ -1,4 +1,5 @@
-"""Reading weights into our models: official MultiMAE checkpoint files and our own.
+"""Reading weights into our models: official MultiMAE checkpoint files, our own, and timm ViT files (such as
+``attent-export-timm`` exports), whose encoder is converted to our layout on the fly.
 
 Official files are dicts whose ``model`` entry holds the state_dict; they also pickle an ``argparse.Namespace``.
 We load them with ``torch.load(weights_only=True)`` and allow exactly that one class, so no arbitrary code from a
@@ -14,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import CheckpointError, UnreadableCheckpoint
+from .timm_layout import is_timm_vit_state, timm_to_multivit
 
 
 @dataclass
@@ -24,6 +26,7 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     resized: list[str] = field(default_factory=list)
+    converted_from_timm: bool = False  # the file held a timm ViT state_dict, converted to our key layout
 
     def summary(self, limit: int = 8) -> str:
         def show(keys):
@@ -33,6 +36,8 @@ class LoadReport:
         parts.append(f"unexpected {len(self.unexpected)}" + (f" [{show(self.unexpected)}]" if self.unexpected else ""))
         if self.resized:
             parts.append(f"resized {len(self.resized)} [{show(self.resized)}]")
+        if self.converted_from_timm:
+            parts.append("converted from the timm ViT layout")
         return "; ".join(parts)
 
 
@@ -112,6 +117,34 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str =
 
 
 def load_pretrained(model: nn.Module, path: str | Path) -> LoadReport:
-    """Read an official MultiMAE file or one of ours from ``path`` into ``model``; returns the LoadReport."""
+    """Read an official MultiMAE file, one of ours, or a timm ViT file (``attent-export-timm`` output, MAE weights)
+    from ``path`` into ``model``; returns the LoadReport.
+
+    A timm file is converted to our layout with the conversion ``finetune.py init_from=`` uses: its encoder fills the
+    model's encoder and rgb input adapter; keys timm has and we do not (``norm.*``, heads) are reported as unexpected.
+    Raises CheckpointError when no key of the file fits the model (a file of another model family, whose load would
+    otherwise leave the model untouched), or when a timm file meets a model without an rgb input.
+    """
     state = extract_state_dict(read_checkpoint(path), source=str(path))
-    return load_weights(model, state, source=str(path))
+    own = model.state_dict()
+    converted, dropped = False, []
+    if is_timm_vit_state(state) and "global_tokens" not in state:
+        if "input_adapters.rgb.proj.weight" not in own:
+            raise CheckpointError(
+                f"{path} is a timm ViT file (an rgb encoder), but this model has no rgb input adapter; load it into "
+                "a model with 'rgb' in in_domains, or fine-tune from it with finetune.py init_from=" + str(path)
+            )
+        state, dropped = timm_to_multivit(state)
+        converted = True
+    if not set(state) & set(own):
+        def some(keys):
+            return ", ".join(list(keys)[:3]) + (", ..." if len(keys) > 3 else "")
+
+        raise CheckpointError(
+            f"no key of {path} matches this {type(model).__name__} (the file has {some(state)}; the model "
+            f"{some(own)}); give a MultiMAE/MultiViT checkpoint (official or ours) or a timm ViT file"
+        )
+    report = load_weights(model, state, source=str(path))
+    report.unexpected += dropped
+    report.converted_from_timm = converted
+    return report

@@ -15,12 +15,17 @@ class Size:
     decoder_dim: int = 256
     decoder_depth: int = 2
     decoder_heads: int = 8
+    # Input resolution and patch the size is used with (its model config's defaults, conf/train/model/*.yaml).
+    image_size: int = 224
+    patch_size: int = 16
 
 
 SIZES = {
-    # Ours, for CPU work: pico for unit tests, nano for the embedded default run.
-    "pico": Size(dim=32, depth=2, num_heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2),
-    "nano": Size(dim=96, depth=4, num_heads=3, decoder_dim=64, decoder_depth=1, decoder_heads=4),
+    # Ours, for CPU work: pico for unit tests, nano for the embedded default run; small images, patch 8.
+    "pico": Size(dim=32, depth=2, num_heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2, image_size=32,
+                 patch_size=8),
+    "nano": Size(dim=96, depth=4, num_heads=3, decoder_dim=64, decoder_depth=1, decoder_heads=4, image_size=64,
+                 patch_size=8),
     "tiny": Size(dim=192, depth=12, num_heads=3),
     "small": Size(dim=384, depth=12, num_heads=6),
     # Published MultiMAE sizes.
@@ -44,9 +49,11 @@ def create_model(name: str, **overrides) -> nn.Module:
     """Build a model by name (``multimae_<size>`` or ``multivit_<size>``; sizes: pico, nano, tiny, small, base,
     large). Keyword ``overrides`` replace size defaults and set the rest, e.g. ``image_size``, ``patch_size``,
     ``in_domains``, ``out_domains``, ``num_encoded_tokens``, ``dim``, ``decoder_depth``. Overrides set to None are
-    ignored, so a config can pass optional keys straight through."""
+    ignored, so a config can pass optional keys straight through. The defaults equal the size's model config
+    (pico: 32 px, patch 8; nano: 64 px, patch 8; tiny to large: 224 px, patch 16; rgb, depth and semseg in and out)."""
     family, size = parse_model_name(name)
-    kwargs = dict(dim=size.dim, depth=size.depth, num_heads=size.num_heads)
+    kwargs = dict(dim=size.dim, depth=size.depth, num_heads=size.num_heads, image_size=size.image_size,
+                  patch_size=size.patch_size)
     if family == "multimae":
         kwargs.update(decoder_dim=size.decoder_dim, decoder_depth=size.decoder_depth, decoder_heads=size.decoder_heads)
         kwargs.update(in_domains=["rgb", "depth", "semseg"], out_domains=["rgb", "depth", "semseg"])

@@ -12,6 +12,10 @@ from .pos_embed import build_2d_sincos_pos_embed, resize_pos_embed
 SEMSEG_IGNORE_INDEX = 255
 
 
+def _hw(shape) -> str:
+    return f"{shape[-2]}x{shape[-1]}"
+
+
 class PatchedInputAdapter(nn.Module):
     """Patchify a dense image (rgb, depth) with a strided convolution and add a fixed 2-D position embedding.
 
@@ -37,6 +41,29 @@ class PatchedInputAdapter(nn.Module):
         """Token grid (rows, cols) for a full-resolution image of size ``image_hw``."""
         unit = self.stride_level * self.patch
         return image_hw[0] // unit, image_hw[1] // unit
+
+    def check_input(self, x: torch.Tensor, domain: str, image_hw: tuple[int, int]) -> None:
+        """Raise ValueError naming ``domain`` and the shape it needs when ``x`` is not B x C x H x W (float, H and W
+        multiples of the patch) at the batch's full resolution ``image_hw``."""
+        C = self.num_channels
+        want = f"a B x {C} x H x W float tensor"
+        if x.dim() != 4 or x.shape[1] != C:
+            hint = ""
+            if x.dim() == 3 and x.shape[0] == C:
+                hint = "; add the batch dimension with x.unsqueeze(0)"
+            elif x.dim() == 3 and C == 1:
+                hint = "; add the channel dimension with x.unsqueeze(1)"
+            elif x.dim() == 4 and x.shape[-1] == C:
+                hint = "; channels-last images need x.permute(0, 3, 1, 2)"
+            raise ValueError(f"{domain} must be {want}, got shape {tuple(x.shape)}{hint}")
+        if not x.is_floating_point():
+            raise ValueError(f"{domain} must be {want}, got {x.dtype}; convert (and normalise) it, e.g. x.float()")
+        if tuple(x.shape[-2:]) != tuple(image_hw):
+            raise ValueError(f"{domain} is {_hw(x.shape)} but the batch's images are {image_hw[0]}x{image_hw[1]}; "
+                             f"give every full-resolution modality at the same size")
+        if x.shape[-2] % self.patch or x.shape[-1] % self.patch:
+            raise ValueError(f"{domain} is {_hw(x.shape)}, not a multiple of the patch size {self.patch}; resize or "
+                             f"crop it to a multiple of {self.patch}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: B x C x H x W -> tokens B x (H/P * W/P) x D (row-major)."""
@@ -79,6 +106,33 @@ class SemSegInputAdapter(nn.Module):
         unit = self.stride_level * self.patch
         return image_hw[0] // unit, image_hw[1] // unit
 
+    def check_input(self, labels: torch.Tensor, domain: str, image_hw: tuple[int, int]) -> None:
+        """Raise ValueError naming ``domain`` and the shape it needs when ``labels`` is not B x H/s x W/s integer
+        class ids (s = stride_level) for the batch's full resolution ``image_hw``; a full-resolution map (the common
+        mistake) gets its own message, not the mask-shape error it would cause further on."""
+        s = self.stride_level
+        h, w = image_hw[0] // s, image_hw[1] // s
+        images = f"{image_hw[0]}x{image_hw[1]} images"
+        want = f"B x H/{s} x W/{s} class ids ({h}x{w} for {images})"
+        if labels.dim() == 4 and labels.shape[1] == 1:
+            raise ValueError(f"{domain} must be {want}, got shape {tuple(labels.shape)}; drop the channel with "
+                             "labels.squeeze(1)")
+        if labels.dim() != 3:
+            raise ValueError(f"{domain} must be {want}, got shape {tuple(labels.shape)}")
+        if labels.dtype not in (torch.long, torch.int32):  # what nn.Embedding takes
+            raise ValueError(f"{domain} must hold class ids as torch.long, got {labels.dtype}; convert it with .long()")
+        if tuple(labels.shape[-2:]) == tuple(image_hw) and s > 1:
+            raise ValueError(
+                f"{domain} must be given at image_size/{s} ({h}x{w} for {images}), got {_hw(labels.shape)}; "
+                f"downsample it with nearest interpolation, e.g. F.interpolate({domain}[:, None].float(), "
+                f"size=({h}, {w}), mode='nearest-exact')[:, 0].long()"
+            )
+        if tuple(labels.shape[-2:]) != (h, w):
+            raise ValueError(f"{domain} must be {want}, got {_hw(labels.shape)}")
+        if h % self.patch or w % self.patch:
+            raise ValueError(f"{domain} is {h}x{w}, not a multiple of its patch size {self.patch} (patch_size/{s}); "
+                             f"use images whose sides are multiples of {self.patch * s}")
+
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         """labels: B x h x w (long class ids, h = H / stride_level) -> tokens B x (h/p * w/p) x D."""
         valid = labels != self.ignore_index
@@ -86,3 +140,15 @@ class SemSegInputAdapter(nn.Module):
         tokens = self.proj(emb.permute(0, 3, 1, 2))
         grid = tokens.shape[-2:]
         return tokens.flatten(2).transpose(1, 2) + resize_pos_embed(self.pos_emb, grid, mode="bilinear")
+
+
+def check_inputs(x: dict[str, torch.Tensor], adapters: dict[str, nn.Module], image_size: int) -> tuple[int, int]:
+    """Check every input modality in ``x`` against its adapter before any convolution runs (a wrong shape otherwise
+    surfaces as a confusing conv or mask-shape error). The batch's full resolution is that of its first
+    full-resolution modality (rgb, depth), else the model's ``image_size``. Returns that (H, W)."""
+    full_res = [d for d in adapters if d in x and adapters[d].stride_level == 1 and x[d].dim() >= 2]
+    image_hw = tuple(x[full_res[0]].shape[-2:]) if full_res else (image_size, image_size)
+    for d, adapter in adapters.items():
+        if d in x:
+            adapter.check_input(x[d], d, image_hw)
+    return image_hw

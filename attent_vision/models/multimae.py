@@ -11,7 +11,7 @@ import torch.nn as nn
 from timm.models.vision_transformer import Block
 
 from .domains import DOMAINS, check_domains
-from .input_adapters import PatchedInputAdapter, SemSegInputAdapter
+from .input_adapters import PatchedInputAdapter, SemSegInputAdapter, check_inputs
 from .masking import MaskSpec
 from .output_adapters import SpatialOutputAdapter, TokenLayout
 
@@ -108,7 +108,9 @@ class MultiViTEncoder(nn.Module):
         raise ValueError(f"the batch holds none of the input modalities {self.in_domains} (got {list(x)})")
 
     def tokenize(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run each input adapter present in ``x``: {task: B x N_task x D}, in ``in_domains`` order."""
+        """Run each input adapter present in ``x``: {task: B x N_task x D}, in ``in_domains`` order. Shapes are
+        checked first (ValueError naming the modality and the shape it needs)."""
+        check_inputs(x, self.input_adapters, self.image_size)
         return {d: self.input_adapters[d](x[d]) for d in self.in_domains if d in x}
 
 
@@ -180,6 +182,12 @@ class MultiMAE(MultiViTEncoder):
         B = next(iter(tokens.values())).shape[0]
         device = next(iter(tokens.values())).device
         if task_masks is None:
+            hw = self.image_hw(x)
+            if hw != (self.image_size, self.image_size):
+                S = self.image_size  # the mask sampler's token counts are fixed at construction
+                raise ValueError(f"random masks are drawn for the model's image_size={S}, but the batch's images are "
+                                 f"{hw[0]}x{hw[1]}; resize them to {S}x{S}, build the model for their size, or pass "
+                                 "task_masks")
             task_masks = self.mask_spec.sample(B, generator)
         for d, t in tokens.items():
             if d not in task_masks:

@@ -80,16 +80,19 @@ def timm_to_multivit(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Te
 def save_safetensors(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
     """Write ``state`` as safetensors via a temporary file and an atomic rename (no half-written export)."""
     import os
-    import tempfile
 
     from safetensors.torch import save_file
 
+    from ..atomic_files import temp_file_beside
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_file_beside(path)  # the mode of an ordinary file, not mkstemp's 0600
+    ordinary_mode = os.fstat(fd).st_mode & 0o7777
     os.close(fd)
     try:
         save_file({k: v.contiguous() for k, v in state.items()}, tmp, metadata=metadata)
+        os.chmod(tmp, ordinary_mode)  # safetensors may put its own file, created 0600, in its place (0.8 does)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

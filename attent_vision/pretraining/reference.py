@@ -19,6 +19,7 @@ import torch
 import torch.distributed as torch_dist
 
 from ..data.skipping import collate_skipping_bad
+from ..engine.bars import progress_bar
 from ..engine.distributed import DistEnv
 from ..engine.loaders import to_device
 from ..engine.optim import build_optimizer, build_scheduler
@@ -30,9 +31,9 @@ log = logging.getLogger(__name__)
 
 
 def train_reference_model(cfg, build_model, loss_fn, view, device: torch.device, precision: str,
-                          dist: DistEnv) -> torch.nn.Module:
+                          dist: DistEnv, show_bar: bool = False) -> torch.nn.Module:
     """Train a fresh ``build_model()`` on ``view`` (the holdout split, augmented) for ``teaching.reference_epochs``
-    with the run's optimizer settings; returns it in evaluation mode."""
+    with the run's optimizer settings (``show_bar``: a progress bar over its steps); returns it in evaluation mode."""
     epochs, seed = cfg.teaching.reference_epochs, cfg.trainer.seed
     # The run's global batch, in micro-batches of the run's size: the same model whatever the number of ranks.
     batch = max(1, min(cfg.trainer.batch_size, len(view)))
@@ -51,6 +52,7 @@ def train_reference_model(cfg, build_model, loss_fn, view, device: torch.device,
         scheduler = build_scheduler(optimizer, epochs * steps_per_epoch, steps_per_epoch, cfg.optim.min_lr)
         model.train()
         step = 0
+        bar = progress_bar(total=epochs * steps_per_epoch, desc="reference model", show=show_bar)
         for epoch in range(epochs):
             order = torch.randperm(len(view), generator=generator(seed, STREAM_REFERENCE, epoch)).tolist()
             total, count = 0.0, 0
@@ -72,7 +74,9 @@ def train_reference_model(cfg, build_model, loss_fn, view, device: torch.device,
                 optimizer.step()
                 step += 1
                 scheduler.step_update(step)
+                bar.update(1)
             log.debug("reference model epoch %d/%d: loss %.4f", epoch + 1, epochs, total / max(count, 1))
+        bar.close()
         if dist.distributed:  # identical on every rank in exact arithmetic; make it identical in fact
             for p in model.state_dict().values():
                 torch_dist.broadcast(p, src=0)

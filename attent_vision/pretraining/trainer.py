@@ -13,6 +13,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ..data.skipping import BadSampleLog, collate_skipping_bad, nothing_loaded
+from ..engine.bars import progress_bar
 from ..engine.checkpoint import save_weights
 from ..engine.distributed import DistEnv, all_gather_cat, all_reduce_sum, barrier, broadcast_object
 from ..engine.loaders import make_loader, to_device
@@ -83,13 +84,13 @@ class Pretrainer(Trainer):
         sampler = ShardedBatches(indices, bs, rank=self.dist.rank, world_size=self.dist.world_size)
         return make_loader(view, sampler, self.cfg.data, self.device, self.cfg.trainer.seed)
 
-    def _score_batches(self, indices: torch.Tensor, epoch: int):
+    def _score_batches(self, indices: torch.Tensor, epoch: int, by: str = ""):
         if self.score_loader is None:
             self.score_loader = self._pass_loader(self.views["score"], indices)
         # The epoch indexes the training-distribution view's random stream (scoring_view=paper, and refreshes of
         # free scores); the deterministic view ignores it.
         self.score_loader.batch_sampler.set_pass(indices, epoch)
-        return self.score_loader
+        return progress_bar(self.score_loader, desc=f"scoring {indices.numel()} samples{by}", show=self.show_bars)
 
     def _per_task_losses(self, batch: dict, model=None) -> torch.Tensor:
         return self._task_matrix(self._forward(model if model is not None else self.model, batch)[2])
@@ -103,8 +104,9 @@ class Pretrainer(Trainer):
         training samples ``indices``, through the scoring view of this run's refreshes (or passes)."""
         with self.timer.phase("scoring", sync=True):
             reference = train_reference_model(self.cfg, lambda: build_pretrain_model(self.cfg), self.loss_fn,
-                                              self.views["reference"], self.device, self.precision, self.dist)
-            idx, values = run_scoring_pass(self._score_batches(indices, 0),
+                                              self.views["reference"], self.device, self.precision, self.dist,
+                                              show_bar=self.show_bars)
+            idx, values = run_scoring_pass(self._score_batches(indices, 0, " (reference model)"),
                                            lambda batch: self._per_task_losses(batch, reference), indices,
                                            self._gather, self.device)
         out = torch.empty(indices.numel(), values.shape[1], device=values.device)
@@ -208,7 +210,7 @@ class Pretrainer(Trainer):
         sums = torch.zeros(2 + 2 * len(tasks), device=self.device, dtype=torch.float64)
         bad = BadSampleLog()
         with self.timer.phase("eval", sync=True), self._inference():
-            for batch in self.val_loader:
+            for batch in progress_bar(self.val_loader, desc="validation", show=self.show_bars):
                 bad.update(batch)
                 if "index" not in batch:
                     continue
@@ -281,6 +283,7 @@ class Pretrainer(Trainer):
         if path:
             self.tracker.image("reconstructions", path, self.progress.global_step)
         save_weights(self.run_dir / "pretrained.pth", self.model, OmegaConf.to_container(self.cfg.model, resolve=True))
+        self.tracker.add_final_outputs(self.run_dir / "pretrained.pth")  # logger.upload_artifacts
 
     def describe(self) -> list[str]:
         c = self.cfg

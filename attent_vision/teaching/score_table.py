@@ -87,6 +87,22 @@ def for_selection(scores: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isnan(values), values[seen].max() + 1.0, values)
 
 
+# Bins of the score histogram in each selection record: enough to show the shape, small enough for results.json.
+HISTOGRAM_BINS = 20
+
+
+def score_histogram(scores: torch.Tensor, bins: int = HISTOGRAM_BINS) -> dict[str, list] | None:
+    """What the teacher saw: ``bins`` counts of the finite scores (N) over equal-width bins from their minimum to
+    their maximum, and the bins + 1 edges; None when no score is finite. For the selection record (the report's
+    score-histogram plot)."""
+    v = scores.detach().float().cpu()
+    v = v[torch.isfinite(v)]
+    if v.numel() == 0:
+        return None
+    counts, edges = torch.histogram(v, bins=bins)
+    return {"counts": [int(c) for c in counts.tolist()], "edges": [float(f"{e:.7g}") for e in edges.tolist()]}
+
+
 def score_stats(scores: torch.Tensor) -> dict[str, float]:
     """Summary of the finite scores (N) for the selection record."""
     v = scores.detach().float().cpu()

@@ -1,7 +1,7 @@
 """The settings of the teaching core: the ``ratio``, ``interval``, ``selection`` and ``teaching`` config groups.
 
 They are plain dataclasses, defined here because this package is what consumes them (config/pretrain.py composes
-them into the pretraining schema; conf/ratio/, conf/interval/, conf/selection/ hold the named choices).
+them into the pretraining schema; attent_vision/conf/train/{ratio,interval,selection}/ hold the named choices).
 """
 
 from dataclasses import dataclass

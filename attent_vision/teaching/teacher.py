@@ -22,7 +22,7 @@ from ..seeds import STREAM_REFRESH, STREAM_SELECT, generator
 from .plan import FULL, EpochPlan, EpochSpec, build_plan
 from .narration import plan_text, selection_line
 from .refresh import refresh_count, score_ages, stalest
-from .score_table import ScoreTable, for_selection, score_stats
+from .score_table import ScoreTable, for_selection, score_histogram, score_stats
 from .scores import ScoreFunction, ScoreInputs, build_score, combine
 from .scoring_budget import ScoringBudget
 from .scoring_pass import run_scoring_pass
@@ -192,7 +192,7 @@ class Teacher:
             self.subset = eligible[chosen].sort().values
         if current is not None:
             record["score"] = self.score_fn.name
-            record["scores"] = score_stats(current)
+            record["scores"], record["score_histogram"] = score_stats(current), score_histogram(current)
             record["selected_score_mean"] = float(scores[self.subset].mean())
         self.history.append(record)
         self.last_selection = record

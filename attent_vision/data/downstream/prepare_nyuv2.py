@@ -13,23 +13,33 @@ Inputs (the user's own copies; nothing is downloaded):
 Output: ``<out>/{train,test}/{rgb,depth,semseg}/data/{idx:04d}.png`` where idx is the 0-based frame number in the
 .mat file (as MultiMAE's script names them); depth as uint16 metres * 6553.6 (rounded, clipped to 0..65535, i.e.
 10 m), semseg as a palette PNG of 0..40. Frames are read one at a time, so memory stays small.
+
+h5py and scipy come with the ``nyuv2`` extra (pip install 'attent-vision[nyuv2]'); they are imported when the
+command runs, so the rest of the package works without them.
 """
+
+from __future__ import annotations  # h5py.File in signatures without importing h5py
 
 import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import h5py
 import numpy as np
-import scipy.io
 from PIL import Image
 from tqdm import tqdm
 
-from ...errors import DataError
+from ...errors import DataError, UserError
+from ...extras import require
 from .nyuv2 import NUM_CLASSES, depth_to_uint16, semseg_palette
 
+if TYPE_CHECKING:
+    import h5py
+
 log = logging.getLogger(__name__)
+
+COMMAND = "attent-prepare-nyuv2"
 
 SPLIT_KEYS = {"train": "trainNdxs", "test": "testNdxs"}
 
@@ -62,16 +72,18 @@ def read_class_mapping(path: Path) -> np.ndarray:
 
 
 def _load_classic_mat(path: Path) -> dict:
+    scipy_io = require("scipy.io", "nyuv2", COMMAND)
     if not path.is_file():
         raise DataError(f"{path} does not exist; pass the path of the file from the NYUv2 release")
     try:
-        return scipy.io.loadmat(str(path))
+        return scipy_io.loadmat(str(path))
     except Exception as e:
         raise DataError(f"cannot read {path} as a MATLAB file ({str(e).splitlines()[0][:120]}); pass the original "
                         "file from the NYUv2 release") from None
 
 
 def open_labeled_mat(path: Path) -> h5py.File:
+    h5py = require("h5py", "nyuv2", COMMAND)
     if not path.is_file():
         raise DataError(f"{path} does not exist; pass the path of nyu_depth_v2_labeled.mat with --mat")
     try:
@@ -100,6 +112,8 @@ def frame(f: h5py.File, i: int, mapping: np.ndarray) -> tuple[np.ndarray, np.nda
 def prepare_nyuv2(mat: Path, splits: Path, mapping: Path, out: Path, progress: bool = True) -> dict[str, int]:
     """Write the prepared layout under ``out``; returns the number of frames written per split."""
     mat, splits, mapping, out = Path(mat), Path(splits), Path(mapping), Path(out)
+    for module in ("h5py", "scipy.io"):  # both before any work: one install fixes it
+        require(module, "nyuv2", COMMAND)
     lookup = read_class_mapping(mapping)
     with open_labeled_mat(mat) as f:
         num_frames = f["images"].shape[0]
@@ -107,7 +121,7 @@ def prepare_nyuv2(mat: Path, splits: Path, mapping: Path, out: Path, progress: b
         palette = semseg_palette()
         counts = {}
         total = sum(len(v) for v in split_indices.values())
-        with tqdm(total=total, desc="NYUv2 frames", unit="frame", disable=not progress) as bar:
+        with tqdm(total=total, desc="NYUv2 frames", unit="frame", disable=not (progress and sys.stderr.isatty())) as bar:
             for split, indices in split_indices.items():
                 folders = {m: out / split / m / "data" for m in ("rgb", "depth", "semseg")}
                 for folder in folders.values():
@@ -139,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         counts = prepare_nyuv2(args.mat, args.splits, args.mapping, args.out, progress=not args.no_progress)
-    except DataError as e:
+    except UserError as e:  # bad input files, or the nyuv2 extra not installed
         print(f"error: {e}", file=sys.stderr)
         return 2
     log.info("wrote %s to %s", ", ".join(f"{n} {s} frames" for s, n in counts.items()), args.out)

@@ -1,0 +1,46 @@
+"""Temporary siblings for atomic writes, created with the permissions of an ordinary file.
+
+Every file the package writes whole-or-not-at-all (results.json, checkpoints, final weights, timm exports, the
+embedded datasets' cache folders) is written to a temporary sibling and renamed over its final name. Python's
+``tempfile.mkstemp``/``mkdtemp`` create that sibling private (0600/0700), and the rename keeps the mode: results
+that collaborators on a shared cluster folder could not read, beside 0644 logs and configs. So the sibling is
+created the way ``open()`` and ``mkdir`` create a file: mode 0o666 (folders 0o777) and the kernel applies the
+process umask (or the folder's default ACL), giving 0644 under the usual umask 022 and 0600 under 077. No umask is
+read or changed, so nothing races with other threads.
+"""
+
+import errno
+import os
+import secrets
+from pathlib import Path
+
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+_ATTEMPTS = 100  # names are random: a clash means another writer of the same file, almost never twice in a row
+
+
+def _names(target: Path, suffix: str):
+    for _ in range(_ATTEMPTS):
+        yield target.with_name(f"{target.name}.{secrets.token_hex(4)}{suffix}")
+
+
+def temp_file_beside(path: str | Path, suffix: str = ".tmp") -> tuple[int, str]:
+    """(fd, name) of a new empty file in ``path``'s folder, named after ``path``, open for writing, with the mode a
+    plain ``open(path, "w")`` would give it: what ``tempfile.mkstemp(dir=...)`` returns, minus its 0600."""
+    for name in _names(Path(path), suffix):
+        try:
+            return os.open(name, _FLAGS, 0o666), str(name)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary name beside it", str(path))
+
+
+def temp_dir_beside(path: str | Path, suffix: str = ".tmp") -> Path:
+    """A new empty folder beside ``path``, named after it, with the mode ``mkdir`` gives: ``tempfile.mkdtemp``
+    minus its 0700."""
+    for name in _names(Path(path), suffix):
+        try:
+            os.mkdir(name, 0o777)
+            return name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary name beside it", str(path))

@@ -1,0 +1,195 @@
+"""The report's table: one row per setting, averaged over distinct seeds, as Markdown and CSV.
+
+A row is a setting: experiment name, ratio, interval and selection, plus any other field of results.json's
+``setting`` that differs between runs which share those four (``differs``), so a multirun over, say, the temperature
+never averages different temperatures. Runs of one row are grouped by their seed (``trainer.seed``): repeated runs
+of one seed (reruns) are averaged into that seed's value first, then the row's value is the mean over distinct seeds
+and its ± the standard deviation over them. ``seeds`` counts distinct seeds, ``reruns`` the runs beyond one per seed.
+"""
+
+import csv
+import json
+import math
+import statistics
+from pathlib import Path
+
+from ..config.downstream_tasks import DOWNSTREAM_TASKS
+
+# Table 3's row order: full data first, then the paper's rows; anything else after, alphabetically.
+TABLE3_ORDER = [
+    ("-", "-", "none"),
+    ("cosine", "incremental", "random"),
+    ("cosine", "incremental", "soft"),
+    ("cosine", "fixed", "soft"),
+    ("incremental", "incremental", "soft"),
+    ("incremental", "fixed", "soft"),
+    ("cosine", "incremental", "hard"),
+    ("cosine", "fixed", "hard"),
+    ("incremental", "incremental", "hard"),
+    ("incremental", "fixed", "hard"),
+]
+# The paper's three downstream numbers, in percent, one column per task.
+DOWNSTREAM_COLUMNS = [task.column for task in DOWNSTREAM_TASKS.values()]
+NUMERIC = ["wall_s", "rel_wall", "train_s", "scoring_s", "data_wait_s", "eval_s", "samples_seen", "samples_scored",
+           "optimizer_steps", "val_loss", *DOWNSTREAM_COLUMNS]
+# Setting fields that name the row or its seed; the rest of ``setting`` may split a row (``differs``).
+ROW_FIELDS = ("ratio", "interval", "selection", "seed")
+
+
+def downstream_metric(result: dict, task: str) -> float:
+    """The final main metric of downstream ``task`` in a pretraining run's results (NaN when absent). Files written
+    before metrics carried the ``val_`` prefix name it without."""
+    final = ((result.get("downstream") or {}).get(task) or {}).get("final") or {}
+    metric = DOWNSTREAM_TASKS[task].metric
+    value = final.get(metric, final.get(metric.removeprefix("val_")))
+    return math.nan if value is None else float(value)
+
+
+def setting_key(result: dict) -> tuple[str, str, str]:
+    s = result["setting"]
+    if s["selection"] == "none":
+        return ("-", "-", "none")
+    return (s["ratio"], s["interval"], s["selection"])
+
+
+def run_row(result: dict) -> dict:
+    """One run's numbers (before averaging over seeds); ``result`` is kept for the plots."""
+    t = result["time_s"]
+    ratio, interval, selection = setting_key(result)
+    row = {
+        "experiment": result.get("experiment", ""), "ratio": ratio, "interval": interval, "selection": selection,
+        "seed": result.get("seed", result["setting"].get("seed")), "status": result["status"],
+        "setting": {k: v for k, v in result["setting"].items() if k not in ROW_FIELDS}, "result": result,
+        "wall_s": t["total"], "train_s": t["train"], "scoring_s": t["scoring"], "data_wait_s": t["data_wait"],
+        "eval_s": t["eval"], "samples_seen": result["samples_seen"], "samples_scored": result["samples_scored"],
+        "optimizer_steps": result["optimizer_steps"],
+        "val_loss": math.nan if result["final"].get("val_loss") is None else result["final"]["val_loss"],
+    }
+    for task, spec in DOWNSTREAM_TASKS.items():
+        row[spec.column] = 100 * downstream_metric(result, task)
+    return row
+
+
+# Where a run ran, not what it computed: results do not depend on the rank count (tested), so runs that differ only
+# in these are reruns of one setting, not separate rows.
+NOT_A_SETTING = {"seed", "world_size", "device", "precision"}
+
+
+def _differs(members: list[dict]) -> list[str]:
+    """The setting fields whose values differ between ``members`` (runs sharing experiment and the row fields)."""
+    fields = sorted({k for m in members for k in m.get("setting", {})} - NOT_A_SETTING)
+    return [k for k in fields if len({json.dumps(m.get("setting", {}).get(k)) for m in members}) > 1]
+
+
+def seed_list(seeds) -> list:
+    """The distinct seeds, numbers first in numeric order (a seed that could not be read is a string)."""
+    distinct = {json.dumps(s): s for s in seeds}.values()
+    return sorted(distinct, key=lambda s: (0, s, "") if isinstance(s, (int, float)) else (1, 0, str(s)))
+
+
+def _mean_over_seeds(members: list[dict], column: str) -> tuple[float, float]:
+    """(mean, standard deviation) of ``column`` over distinct seeds, each seed's reruns averaged first."""
+    by_seed: dict[str, list[float]] = {}
+    for m in members:
+        value = m.get(column, math.nan)
+        if not math.isnan(value):
+            by_seed.setdefault(json.dumps(m["seed"]), []).append(value)
+    values = [statistics.fmean(v) for v in by_seed.values()]
+    return (statistics.fmean(values) if values else math.nan,
+            statistics.stdev(values) if len(values) > 1 else math.nan)
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """Average runs of one setting over distinct seeds: mean, and standard deviation in ``<column>_std``."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["experiment"], row["ratio"], row["interval"], row["selection"]), []).append(row)
+    split: dict[tuple, list[dict]] = {}
+    for key, members in groups.items():
+        fields = _differs(members)
+        for m in members:
+            differs = ", ".join(f"{k}={m['setting'].get(k)}" for k in fields)
+            split.setdefault((*key, differs), []).append(m)
+    out = []
+    for (experiment, ratio, interval, selection, differs), members in split.items():
+        seeds = seed_list(m["seed"] for m in members)
+        row = {"experiment": experiment, "ratio": ratio, "interval": interval, "selection": selection,
+               "differs": differs, "seeds": len(seeds), "reruns": len(members) - len(seeds),
+               "seed_values": " ".join(map(str, seeds)),
+               "status": ",".join(sorted({m["status"] for m in members})), "runs": members}
+        for column in NUMERIC:
+            row[column], row[f"{column}_std"] = _mean_over_seeds(members, column)
+        out.append(row)
+    full = next((r for r in out if r["selection"] == "none"), None)
+    for row in out:
+        row["rel_wall"] = row["wall_s"] / full["wall_s"] if full else math.nan
+    order = {key: i for i, key in enumerate(TABLE3_ORDER)}
+    out.sort(key=lambda r: (order.get((r["ratio"], r["interval"], r["selection"]), len(order)), r["experiment"],
+                            r["differs"]))
+    for row, label in zip(out, row_labels(out)):
+        row["label"] = label
+    return out
+
+
+def row_labels(rows: list[dict]) -> list[str]:
+    """Short names for the plots' legends: selection / ratio / interval ("full data" for the full-data row), with
+    the experiment and then the differing fields added only where that alone would name two rows alike."""
+    labels = ["full data" if r["selection"] == "none" else f"{r['selection']} / {r['ratio']} / {r['interval']}"
+              for r in rows]
+    for extra in (lambda r: r["experiment"], lambda r: r["differs"]):
+        clash = {label for label in labels if labels.count(label) > 1}
+        labels = [f"{label} ({extra(r)})" if label in clash and extra(r) else label for label, r in zip(labels, rows)]
+    return labels
+
+
+def _cell(row: dict, column: str, digits: int) -> str:
+    value = row.get(column, math.nan)
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    text = f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+    spread = row.get(f"{column}_std", math.nan)
+    if isinstance(spread, float) and not math.isnan(spread):
+        text += f" ± {spread:.{digits}f}"
+    return text
+
+
+MARKDOWN_COLUMNS = [  # (header, column, digits)
+    ("experiment", "experiment", 0), ("ratio", "ratio", 0), ("interval", "interval", 0),
+    ("selection", "selection", 0), ("differs", "differs", 0), ("seeds", "seeds", 0), ("reruns", "reruns", 0),
+    ("wall s", "wall_s", 1), ("vs full", "rel_wall", 3), ("train s", "train_s", 1), ("scoring s", "scoring_s", 1),
+    ("data wait s", "data_wait_s", 1), ("eval s", "eval_s", 1), ("samples seen", "samples_seen", 0),
+    ("samples scored", "samples_scored", 0), ("steps", "optimizer_steps", 0), ("val loss", "val_loss", 4),
+    *[(name, name, 1) for name in DOWNSTREAM_COLUMNS],
+]
+# Columns shown only when some row has a value in them: downstream metrics, and the rerun and differs columns.
+OPTIONAL_COLUMNS = {*DOWNSTREAM_COLUMNS, "differs", "reruns"}
+
+
+def _shown(row: dict, column: str) -> bool:
+    value = row.get(column)
+    return not math.isnan(value) if isinstance(value, float) else bool(value)
+
+
+def to_markdown(rows: list[dict]) -> str:
+    """The table in Markdown, and a note on reruns when some seed ran more than once."""
+    columns = [(h, c, d) for h, c, d in MARKDOWN_COLUMNS
+               if c not in OPTIONAL_COLUMNS or any(_shown(r, c) for r in rows)]
+    lines = ["| " + " | ".join(h for h, _, _ in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        cells = [_cell(row, c, d) for _, c, d in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    reruns = sum(r.get("reruns", 0) for r in rows)
+    if reruns:
+        lines.append(f"\n{reruns} run(s) repeat a seed (trainer.seed) already run for their setting: each seed's "
+                     "reruns are averaged first, `seeds` counts distinct seeds and ± is the standard deviation over "
+                     "them.")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    columns = ["experiment", "ratio", "interval", "selection", "differs", "seeds", "reruns", "seed_values", "status"]
+    columns += [c for col in NUMERIC for c in (col, f"{col}_std")]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
