@@ -10,6 +10,7 @@ wandb will upload it: the run record (name, group, config), every history row, a
 
 import json
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def records(path: Path):
             pos += left
             continue
         assert kind in (FULL, FIRST, MIDDLE, LAST), (pos, kind)
+        if pos + CHUNK_HEADER + length > len(data):  # the writer's last chunk is not on disk yet
+            return
         parts.append(data[pos + CHUNK_HEADER:pos + CHUNK_HEADER + length])
         pos += CHUNK_HEADER + length
         if kind in (FULL, LAST):
@@ -64,13 +67,27 @@ class OfflineRun:
         return [(row["_step"], row[key]) for row in self.history if key in row]
 
 
+def finished_records(path: Path, timeout_s: float = 60.0) -> list:
+    """The records of a finished run's file. wandb's service process writes the file through a buffer and may
+    still be flushing it when ``run.finish()`` has returned (seen on a loaded machine: a file holding only its
+    header), so wait for the run's ``exit`` record, then read it all."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = list(records(path)) if path.is_file() else []
+        if any(r.WhichOneof("record_type") == "exit" for r in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
 def read_offline_run(run_dir: Path) -> OfflineRun:
     """The one offline wandb run under ``run_dir``/wandb, whose id is in ``run_dir``/wandb_id.txt."""
     run_id = (Path(run_dir) / "wandb_id.txt").read_text().strip()
     folders = list((Path(run_dir) / "wandb").glob(f"offline-run-*-{run_id}"))
     assert len(folders) == 1, list((Path(run_dir) / "wandb").iterdir())
     run = OfflineRun(folders[0], run_id)
-    for record in records(folders[0] / f"run-{run_id}.wandb"):
+    found = finished_records(folders[0] / f"run-{run_id}.wandb")
+    assert any(r.WhichOneof("record_type") == "exit" for r in found), f"{folders[0]}: the run never finished"
+    for record in found:
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run.name, run.group = record.run.display_name, record.run.run_group

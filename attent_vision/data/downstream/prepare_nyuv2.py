@@ -121,7 +121,7 @@ def prepare_nyuv2(mat: Path, splits: Path, mapping: Path, out: Path, progress: b
         palette = semseg_palette()
         counts = {}
         total = sum(len(v) for v in split_indices.values())
-        with tqdm(total=total, desc="NYUv2 frames", unit="frame", disable=not (progress and sys.stderr.isatty())) as bar:
+        with tqdm(total=total, desc="NYUv2 frames", unit="frame", disable=not progress) as bar:
             for split, indices in split_indices.items():
                 folders = {m: out / split / m / "data" for m in ("rgb", "depth", "semseg")}
                 for folder in folders.values():
