@@ -77,7 +77,7 @@ def read_init_checkpoint(init_from: str | Path, label: str = "init_from=") -> In
     if config is not None and isinstance(config.get("model"), dict):
         config = config["model"]  # step_*.pt and finetuned.pth hold the whole run config
     converted = False
-    if is_timm_vit_state(state) and "global_tokens" not in state:
+    if is_timm_vit_state(state):
         state, dropped = timm_to_multivit(state)
         converted = True
         log.info("%s is a timm ViT state_dict: converted to the MultiMAE layout (dropped %s)", path, dropped)

@@ -128,7 +128,7 @@ def load_pretrained(model: nn.Module, path: str | Path) -> LoadReport:
     state = extract_state_dict(read_checkpoint(path), source=str(path))
     own = model.state_dict()
     converted, dropped = False, []
-    if is_timm_vit_state(state) and "global_tokens" not in state:
+    if is_timm_vit_state(state):
         if "input_adapters.rgb.proj.weight" not in own:
             raise CheckpointError(
                 f"{path} is a timm ViT file (an rgb encoder), but this model has no rgb input adapter; load it into "

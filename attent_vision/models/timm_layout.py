@@ -48,7 +48,8 @@ def multivit_to_timm(state: dict[str, torch.Tensor], modality: str = "rgb") -> d
 
 
 def is_timm_vit_state(state: dict[str, torch.Tensor]) -> bool:
-    return "cls_token" in state and "patch_embed.proj.weight" in state and any(k.startswith("blocks.") for k in state)
+    """timm's ViT key layout, and not ours (ours has ``global_tokens``, never timm's ``cls_token`` beside it)."""
+    return "global_tokens" not in state and "cls_token" in state and "patch_embed.proj.weight" in state and any(k.startswith("blocks.") for k in state)
 
 
 def timm_to_multivit(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
