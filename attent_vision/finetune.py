@@ -15,9 +15,10 @@ import hydra
 from omegaconf import DictConfig
 
 from attent_vision.cli.entry import run_entry, start_console_command
+from attent_vision.conf import FINETUNE_CONF_DIR
 from attent_vision.config import register_configs
 
-register_configs()
+register_configs("finetune")
 
 
 @hydra.main(version_base="1.3", config_path="conf/finetune", config_name="finetune")
@@ -30,7 +31,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Console-script entry (``attent-finetune``): Hydra parses ``sys.argv``."""
-    start_console_command(_hydra_main, "attent-finetune")
+    start_console_command(_hydra_main, "attent-finetune", FINETUNE_CONF_DIR / "finetune.yaml")
 
 
 if __name__ == "__main__":

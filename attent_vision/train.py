@@ -16,9 +16,10 @@ import hydra
 from omegaconf import DictConfig
 
 from attent_vision.cli.entry import run_entry, start_console_command
+from attent_vision.conf import TRAIN_CONF_DIR
 from attent_vision.config import register_configs
 
-register_configs()
+register_configs("pretrain")
 
 
 @hydra.main(version_base="1.3", config_path="conf/train", config_name="train")
@@ -29,7 +30,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Console-script entry (``attent-train``): Hydra parses ``sys.argv``."""
-    start_console_command(_hydra_main, "attent-train")
+    start_console_command(_hydra_main, "attent-train", TRAIN_CONF_DIR / "train.yaml")
 
 
 if __name__ == "__main__":

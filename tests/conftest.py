@@ -2,6 +2,7 @@
 
 import inspect
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+TESTS = REPO / "tests"
 TRAIN_CONF_DIR = REPO / "attent_vision" / "conf" / "train"
 FINETUNE_CONF_DIR = REPO / "attent_vision" / "conf" / "finetune"
 SHARED_CONF_DIR = REPO / "attent_vision" / "conf" / "shared"
@@ -21,7 +23,13 @@ def isolated_cache(tmp_path_factory):
     old = os.environ.get("ATTENT_VISION_CACHE")
     os.environ["ATTENT_VISION_CACHE"] = str(cache)
     os.environ.setdefault("WANDB_MODE", "disabled")
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Several workers share the CPUs: one thread each, in this process and in the entry points and torchrun
+        # ranks it starts (two spinning OpenMP threads per process on a shared 2-core machine cost ten-fold).
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+    else:
+        torch.set_num_threads(min(2, os.cpu_count() or 1))
     yield cache
     if old is None:
         os.environ.pop("ATTENT_VISION_CACHE", None)
@@ -51,26 +59,113 @@ def compose_train(overrides: list[str]):
 def run_cli(args: list[str], cwd=REPO, timeout=None, env=None):
     """Run an entry point (e.g. ['train.py', 'debug=smoke']) in a subprocess; returns CompletedProcess. No wall-clock
     limit of its own: on a busy machine work takes longer, and pytest-timeout (pyproject) bounds each test."""
-    import subprocess
-
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env=full_env)
+
+
+ENTRY_POINTS = {"train.py": "attent_vision.train", "finetune.py": "attent_vision.finetune"}
+
+
+def run_in_process(args: list[str]) -> subprocess.CompletedProcess:
+    """``run_cli(args)`` for ``train.py`` / ``finetune.py``, run in this process: the same ``main()``, argv, exit
+    status and console output, without the ~4 s a new interpreter spends importing torch, torchvision and timm. For
+    tests of what a command does; signals, first imports, torchrun and installed scripts need run_cli. Hydra's
+    global state, sys.argv and the logging set-up are restored afterwards."""
+    import contextlib
+    import importlib
+    import io
+    import logging
+
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    script, *rest = args
+    root = logging.getLogger()
+    saved = sys.argv, root.handlers[:], root.level
+    out, err = io.StringIO(), io.StringIO()
+    GlobalHydra.instance().clear()
+    sys.argv = [script, *rest]
+    code = 0
+    try:
+        # Hydra's console handler is made during the run (stream: ext://sys.stderr), so it writes into ``err``.
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            importlib.import_module(ENTRY_POINTS[script]).main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if isinstance(e.code, str):
+            err.write(e.code + "\n")  # what the interpreter prints for sys.exit("message")
+    finally:
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None  # outside an app again (HydraConfig.initialized() is False)
+        for handler in root.handlers:
+            if handler not in saved[1]:
+                handler.close()  # the run's log file
+        sys.argv, root.handlers[:], _ = saved
+        root.setLevel(saved[2])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="session")
 def table3_sweep(tmp_path_factory):
     """The ten Table-3 rows with the smoke settings, run once per session as a real Hydra multirun."""
     sweep_dir = tmp_path_factory.mktemp("table3") / "multirun"
-    out = run_cli(["train.py", "sweep=table3", "debug=smoke", f"hydra.sweep.dir={sweep_dir}"])
+    # Half the smoke data: ten jobs in one process, each still selecting from 48 scenes.
+    out = run_cli(["train.py", "sweep=table3", "debug=smoke", "data.synthetic.num_train=48",
+                   "data.synthetic.num_val=16", f"hydra.sweep.dir={sweep_dir}"])
     assert out.returncode == 0, out.stderr[-3000:]
     return sweep_dir
 
 
 # Fixtures that start subprocesses (entry points, torchrun, multiruns).
-SUBPROCESS_FIXTURES = {"table3_sweep", "checkpointed_run", "single_and_two_ranks"}
+SUBPROCESS_FIXTURES = {"table3_sweep", "checkpointed_run", "two_ranks"}
 
 
+# Shared fixtures too cheap to be worth keeping their tests on one worker.
+CHEAP_SHARED_FIXTURES = {"smoke_data_root"}
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (pyproject): one worker per CPU this process may use, at most 4 (each holds its own torch and
+    its own copies of the session fixtures); none on a single CPU."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 0 if cpus < 2 else min(cpus, 4)
+
+
+def shared_fixtures(item) -> set[str]:
+    """The module- and session-scoped fixtures of this test folder that ``item`` uses (directly or through other
+    fixtures), autouse and cheap ones left out."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return set()
+    ours = {name for name, defs in info.name2fixturedefs.items()
+            if defs and Path(inspect.getfile(defs[-1].func)).resolve().parent == TESTS}
+    return {name for name in ours
+            if info.name2fixturedefs[name][-1].scope in ("module", "session") and name not in CHEAP_SHARED_FIXTURES
+            and not getattr(info.name2fixturedefs[name][-1], "_autouse", False)}
+
+
+def group_by_shared_fixtures(items) -> None:
+    """Under pytest-xdist (``--dist loadgroup``), tests that share an expensive module or session fixture (a
+    pretraining run, the Table-3 sweep, the two-rank launch) run on one worker, so the fixture runs once; all other
+    tests are dealt to workers one by one. Groups are the connected components of "uses the same fixture"."""
+    parent: dict[str, str] = {}
+
+    def root(name: str) -> str:
+        while parent.setdefault(name, name) != name:
+            name = parent[name]
+        return name
+
+    uses = {item.nodeid: sorted(shared_fixtures(item)) for item in items}
+    for names in uses.values():
+        for other in names[1:]:
+            parent[root(other)] = root(names[0])
+    for item in items:
+        if uses[item.nodeid]:
+            item.add_marker(pytest.mark.xdist_group(root(uses[item.nodeid][0])))
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(items):
     """Mark every test that starts a Python subprocess (an entry point, torchrun, a multirun) ``slow``. CI runs
     them all; ``-m "not slow"`` gives a quick local pass. Marked from the source, so new tests are covered."""
@@ -79,3 +174,4 @@ def pytest_collection_modifyitems(items):
         source = inspect.getsource(function) if function else ""
         if "run_cli(" in source or "sys.executable" in source or SUBPROCESS_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
+    group_by_shared_fixtures(items)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, run_in_process
 
 
 def test_cfg_job_prints_the_config():
@@ -20,7 +20,7 @@ def test_cfg_job_prints_the_config():
 
 
 def test_smoke_run_completes_and_learns(tmp_path):
-    out = run_cli(["train.py", "debug=smoke", f"hydra.run.dir={tmp_path}"])
+    out = run_in_process(["train.py", "debug=smoke", f"hydra.run.dir={tmp_path}"])
     assert out.returncode == 0, out.stderr[-2000:]
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["status"] == "completed" and results["final"]["val_loss"] < results["initial"]["val_loss"]
@@ -67,7 +67,7 @@ def make_folder_dataset(root: Path, size=40, count=4):
 def checkpointed_run(tmp_path_factory):
     """A run folder with a checkpoint, to check that failing invocations never touch it."""
     run_dir = tmp_path_factory.mktemp("checkpointed") / "run"
-    out = run_cli(["train.py", "debug=smoke", "trainer.stop_after_steps=3", f"hydra.run.dir={run_dir}"])
+    out = run_in_process(["train.py", "debug=smoke", "trainer.stop_after_steps=3", f"hydra.run.dir={run_dir}"])
     assert out.returncode == 0, out.stderr[-2000:]
     ckpt = next((run_dir / "checkpoints").glob("step_*.pt"))
     return run_dir, ckpt, ckpt.read_bytes()
@@ -98,12 +98,12 @@ def test_bad_input_fails_in_one_line_and_keeps_checkpoints(tmp_path, checkpointe
     else:
         args.append("data.skip_bad_sampels=true")
         expect = "skip_bad_sampels"
-    out = run_cli(args)
+    out = run_in_process(args)
     err = short_error(out, ours=problem != "typo")
     if problem in ("truncated", "sizes"):  # found while training: the folder's checkpoints refuse the fresh run first
         assert "checkpoint.resume=archive" in err
         args[4] = f"hydra.run.dir={tmp_path / 'fresh'}"
-        err = short_error(run_cli(args))
+        err = short_error(run_in_process(args))
     assert expect in err
     assert ckpt.read_bytes() == before and sorted((run_dir / "checkpoints").iterdir()) == [ckpt]
 
@@ -120,7 +120,8 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     saved = sorted((tmp_path / "checkpoints").glob("step_*.pt"))
     assert saved, "no checkpoint was written before the kill"
     last_step = int(saved[-1].stem.split("_")[1])
-    out = run_cli(["train.py", "debug=smoke", "trainer.epochs=9", "checkpoint.every_steps=2", f"hydra.run.dir={tmp_path}"])
+    out = run_in_process(["train.py", "debug=smoke", "trainer.epochs=9", "checkpoint.every_steps=2",
+                          f"hydra.run.dir={tmp_path}"])
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"resumed from {saved[-1]}" in out.stderr and f"(global step {last_step})" in out.stderr
     results = json.loads((tmp_path / "results.json").read_text())

@@ -13,7 +13,7 @@ from attent_vision.data.pretrain.embedded import SyntheticSettings, ensure_synth
 from attent_vision.pretraining.trainer import pretrain
 from attent_vision.engine.results import read_results
 from attent_vision.errors import DataError
-from conftest import compose_train, run_cli
+from conftest import compose_train, run_in_process
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_data_that_is_all_bad_ends_the_run_in_one_line_as_failed(intact_32, tmp_
 
     root, files = damaged_copy(intact_32, tmp_path / "truncated", truncated, every=1)
     run = tmp_path / "run"
-    out = run_cli(["train.py", *overrides(root, "data.skip_bad_samples=true"), f"hydra.run.dir={run}"])
+    out = run_in_process(["train.py", *overrides(root, "data.skip_bad_samples=true"), f"hydra.run.dir={run}"])
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-3000:]
     (line,) = [line for line in out.stderr.splitlines() if "ERROR" in line]
     assert "error: every training sample of epoch 1 failed to load (32 skipped, first: cannot decode" in line

@@ -8,20 +8,50 @@ import pytest
 import torch
 
 from conftest import REPO, run_cli
+from ddp_worker import record_run
 
 SMOKE = ["debug=smoke", "trainer.epochs=7"]
+TWO_RANKS = ["trainer.micro_batch_size=8"]  # micro-batch 8 on each of 2 ranks == one process with the global batch 16
+# Free scores with their refresh of the stalest; the cost cap off (its decisions depend on measured time).
+FREE = ["teaching.score_source=training", "teaching.max_scoring_fraction=null"]
+NEW_OPTIONS = {
+    "learnability_unbiased": ["selection=soft", "teaching.score=learnability", "selection.reweight=unbiased",
+                              "teaching.reference_epochs=2"],
+    "prune_progress": ["selection=prune", "teaching.score=progress"],
+}
+# Every two-rank run of this module, in one launch of two processes (one torch import, one process group).
+SCENARIOS = {
+    "default": [],
+    "stopped": ["trainer.stop_after_steps=7"],
+    "free": [*FREE, "selection=hard"],
+    **{name: [*FREE, *options] for name, options in NEW_OPTIONS.items()},
+    "capped": ["teaching.score_source=training", "teaching.max_scoring_fraction=1e-9", "selection=hard"],
+}
 
 
-def launch(tmp_path, name, overrides, ranks):
-    out, run_dir = tmp_path / f"{name}_out", tmp_path / name
-    worker = [str(REPO / "tests" / "ddp_worker.py"), str(out), str(run_dir), *SMOKE, *overrides]
-    if ranks > 1:
-        args = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", *worker]
-    else:
-        args = worker
-    done = run_cli(args, env={"OMP_NUM_THREADS": "1"})
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    """name -> ([rank 0's record, rank 1's record], run folder) for every scenario above."""
+    tmp = tmp_path_factory.mktemp("ddp")
+    runs = [{"name": name, "run_dir": str(tmp / name), "overrides": [*SMOKE, *TWO_RANKS, *overrides]}
+            for name, overrides in SCENARIOS.items()]
+    (tmp / "scenarios.json").write_text(json.dumps(runs))
+    done = run_cli(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                    str(REPO / "tests" / "ddp_worker.py"), str(tmp / "out"), str(tmp / "scenarios.json")],
+                   env={"OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
-    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(ranks)], run_dir
+    return {name: ([json.loads((tmp / "out" / name / f"rank{r}.json").read_text()) for r in range(2)], tmp / name)
+            for name in SCENARIOS}
+
+
+def one_process(tmp_path, name, overrides):
+    """The single-process reference, run in this test process: (its record, its run folder)."""
+    return record_run([*SMOKE, *overrides], tmp_path / name), tmp_path / name
+
+
+@pytest.fixture(scope="module")
+def single_and_two_ranks(tmp_path_factory, two_ranks):
+    return one_process(tmp_path_factory.mktemp("single"), "single", []), two_ranks["default"]
 
 
 def weights(run_dir):
@@ -36,22 +66,14 @@ def close_weights(a: dict, b: dict) -> bool:
     return diff / sum(float(a[k].double().norm() ** 2) for k in a) ** 0.5 < 1e-4
 
 
-@pytest.fixture(scope="module")
-def single_and_two_ranks(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ddp")
-    # micro_batch 8 on each of 2 ranks == one process with the global batch of 16.
-    return launch(tmp, "single", [], 1), launch(tmp, "ddp", ["trainer.micro_batch_size=8"], 2)
-
-
 def test_ranks_hold_identical_subsets_equal_to_the_single_process_selection(single_and_two_ranks):
-    (single,), _ = single_and_two_ranks[0]
-    ranks, _ = single_and_two_ranks[1]
+    (single, _), (ranks, _) = single_and_two_ranks
     assert ranks[0]["subsets"] == ranks[1]["subsets"] == single["subsets"]
     assert any(s is not None for s in single["subsets"].values())
 
 
-def test_rank_shards_are_disjoint_and_cover_each_epoch(single_and_two_ranks):
-    ranks, _ = single_and_two_ranks[1]
+def test_rank_shards_are_disjoint_and_cover_each_epoch(two_ranks):
+    ranks, _ = two_ranks["default"]
     for epoch, subset in ranks[0]["subsets"].items():
         shards = [[i for i, w in r["trained"][epoch] if w > 0] for r in ranks]
         assert not set(shards[0]) & set(shards[1])
@@ -59,8 +81,8 @@ def test_rank_shards_are_disjoint_and_cover_each_epoch(single_and_two_ranks):
         assert sorted(shards[0] + shards[1]) == sorted(expected)
 
 
-def test_scoring_visits_each_sample_exactly_once_across_ranks(single_and_two_ranks):
-    ranks, _ = single_and_two_ranks[1]
+def test_scoring_visits_each_sample_exactly_once_across_ranks(two_ranks):
+    ranks, _ = two_ranks["default"]
     passes = sum(1 for s in ranks[0]["subsets"].values() if s is not None)  # soft re-scores every subset epoch
     together = ranks[0]["scored"] + ranks[1]["scored"]
     assert len(together) == passes * 96 and sorted(together) == sorted(list(range(96)) * passes)
@@ -68,32 +90,30 @@ def test_scoring_visits_each_sample_exactly_once_across_ranks(single_and_two_ran
 
 
 def test_two_ranks_follow_the_single_process_loss_trajectory(single_and_two_ranks):
-    (single,), single_dir = single_and_two_ranks[0]
-    ranks, ddp_dir = single_and_two_ranks[1]
+    (single, single_dir), (ranks, ddp_dir) = single_and_two_ranks
     for a, b in zip(single["history"], ranks[0]["history"]):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
     assert close_weights(weights(single_dir), weights(ddp_dir))
 
 
-def test_resuming_a_two_rank_checkpoint_continues_correctly(tmp_path, single_and_two_ranks):
-    (single,), single_dir = single_and_two_ranks[0]
-    stopped, run_dir = launch(tmp_path, "resume", ["trainer.micro_batch_size=8", "trainer.stop_after_steps=7"], 2)
+def test_resuming_a_two_rank_checkpoint_continues_correctly(single_and_two_ranks, two_ranks):
+    (single, single_dir), _ = single_and_two_ranks
+    stopped, run_dir = two_ranks["stopped"]
     assert stopped[0]["status"] == "interrupted"
     # Continue on one process: the global batch does not depend on the number of ranks.
-    (resumed,), _ = launch(tmp_path, "resume", [], 1)
+    resumed = record_run(SMOKE, run_dir)
     assert resumed["status"] == "completed" and resumed["subsets"].keys() <= single["subsets"].keys()
     assert [h["train_loss"] for h in resumed["history"]] == pytest.approx(
         [h["train_loss"] for h in single["history"]], rel=1e-4)
     assert close_weights(weights(single_dir), weights(run_dir))
 
 
-def test_free_scores_with_refresh_select_the_same_on_both_ranks_as_one_process(tmp_path):
+def test_free_scores_with_refresh_select_the_same_on_both_ranks_as_one_process(tmp_path, two_ranks):
     """Training-step scores are recorded per rank and merged before each selection; the refresh of the stalest
-    is sharded. (Cost cap off: its decisions depend on measured time.)"""
-    free = ["teaching.score_source=training", "teaching.max_scoring_fraction=null", "selection=hard"]
-    (single,), _ = launch(tmp_path, "free_single", free, 1)
-    ranks, _ = launch(tmp_path, "free_ddp", ["trainer.micro_batch_size=8", *free], 2)
+    is sharded."""
+    single, _ = one_process(tmp_path, "free_single", SCENARIOS["free"])
+    ranks, _ = two_ranks["free"]
     assert ranks[0]["subsets"] == ranks[1]["subsets"] == single["subsets"]
     assert ranks[0]["history"] and [r["status"] for r in ranks] == ["completed"] * 2
     together = ranks[0]["scored"] + ranks[1]["scored"]
@@ -101,16 +121,12 @@ def test_free_scores_with_refresh_select_the_same_on_both_ranks_as_one_process(t
     assert sorted(together) == sorted(single["scored"])  # the same stalest samples, each scored once
 
 
-@pytest.mark.parametrize("options", [
-    ["selection=soft", "teaching.score=learnability", "selection.reweight=unbiased", "teaching.reference_epochs=2"],
-    ["selection=prune", "teaching.score=progress"],
-], ids=["learnability_unbiased", "prune_progress"])
-def test_new_scores_and_prune_select_the_same_on_both_ranks_as_one_process(tmp_path, options):
+@pytest.mark.parametrize("name", list(NEW_OPTIONS))
+def test_new_scores_and_prune_select_the_same_on_both_ranks_as_one_process(tmp_path, two_ranks, name):
     """The reference model (trained on every rank, rank 0's weights kept), the score history merged across ranks,
     and the weighted subsets: two ranks must choose what one process chooses."""
-    free = ["teaching.score_source=training", "teaching.max_scoring_fraction=null", *options]
-    (single,), single_dir = launch(tmp_path, "single", free, 1)
-    ranks, ddp_dir = launch(tmp_path, "ddp", ["trainer.micro_batch_size=8", *free], 2)
+    single, single_dir = one_process(tmp_path, "single", SCENARIOS[name])
+    ranks, ddp_dir = two_ranks[name]
     assert ranks[0]["subsets"] == ranks[1]["subsets"] == single["subsets"]
     assert any(s for s in single["subsets"].values())
     one, two = (json.loads((d / "results.json").read_text())["selections"] for d in (single_dir, ddp_dir))
@@ -119,11 +135,10 @@ def test_new_scores_and_prune_select_the_same_on_both_ranks_as_one_process(tmp_p
         assert a["weights"] == pytest.approx(b["weights"], rel=1e-4)
 
 
-def test_the_scoring_cap_decides_the_same_on_both_ranks(tmp_path):
+def test_the_scoring_cap_decides_the_same_on_both_ranks(two_ranks):
     """A cap of 1e-9 of the wall time skips every refresh whatever the timings: both ranks must agree, and still
     select (from the free training-step scores alone)."""
-    capped = ["teaching.score_source=training", "teaching.max_scoring_fraction=1e-9", "selection=hard"]
-    ranks, run_dir = launch(tmp_path, "capped", ["trainer.micro_batch_size=8", *capped], 2)
+    ranks, run_dir = two_ranks["capped"]
     assert ranks[0]["subsets"] == ranks[1]["subsets"] and any(s for s in ranks[0]["subsets"].values())
     assert ranks[0]["scored"] == ranks[1]["scored"] == []
     results = json.loads((run_dir / "results.json").read_text())

@@ -11,7 +11,7 @@ from attent_vision.finetuning.suite import compose_finetune
 from attent_vision.finetuning.trainer import finetune
 from attent_vision.finetuning.data import build_finetune_datasets
 from attent_vision.errors import CheckpointError, ConfigError
-from conftest import run_cli
+from conftest import run_cli, run_in_process
 
 # Pico model at 32 px, one epoch, no checkpoints between epochs: the plumbing, not the learning (test_finetune_train).
 TINY = ["model.scratch_name=multivit_pico", "model.scratch_patch_size=8", "model.image_size=32", "trainer.epochs=1",
@@ -19,7 +19,7 @@ TINY = ["model.scratch_name=multivit_pico", "model.scratch_patch_size=8", "model
 
 
 def test_one_command_fine_tunes_all_three_tasks(tmp_path):
-    proc = run_cli(["finetune.py", "finetune_sweep=all_tasks", f"hydra.sweep.dir={tmp_path}", *TINY])
+    proc = run_in_process(["finetune.py", "finetune_sweep=all_tasks", f"hydra.sweep.dir={tmp_path}", *TINY])
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = {}
     for path in sorted(tmp_path.glob("*/results.json")):
@@ -45,7 +45,7 @@ def _single_error_line(stderr: str) -> str:
 
 def test_missing_checkpoint_fails_in_one_line_without_writing_anything(tmp_path):
     run = tmp_path / "run"
-    proc = run_cli(["finetune.py", f"init_from={tmp_path / 'nope.pth'}", f"hydra.run.dir={run}", *TINY])
+    proc = run_in_process(["finetune.py", f"init_from={tmp_path / 'nope.pth'}", f"hydra.run.dir={run}", *TINY])
     assert proc.returncode == 2
     line = _single_error_line(proc.stderr)
     assert "nope.pth" in line and "no such file" in line

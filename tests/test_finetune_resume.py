@@ -12,7 +12,7 @@ import torch
 
 from attent_vision.finetuning.suite import compose_finetune
 from attent_vision.finetuning.trainer import finetune
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, run_in_process
 
 # Pico at 32 px, batch 32: 10 steps per epoch over the 320 embedded training images. Mixup and random crops on, so
 # that every random stream of fine-tuning is exercised.
@@ -68,7 +68,7 @@ def test_sigterm_saves_a_checkpoint_and_a_rerun_finishes(tmp_path):
     steps = stopped["optimizer_steps"]
     assert 10 <= steps < 60 and (tmp_path / "checkpoints" / f"step_{steps:08d}.pt").is_file()
     assert not list(tmp_path.rglob("*.tmp"))
-    out = run_cli(args)
+    out = run_in_process(args)  # the rerun needs no process of its own
     assert out.returncode == 0, out.stderr[-2000:]
     final = json.loads((tmp_path / "results.json").read_text())
     assert final["status"] == "completed" and final["optimizer_steps"] == final["planned_optimizer_steps"] == 60
@@ -78,11 +78,10 @@ def test_sigterm_saves_a_checkpoint_and_a_rerun_finishes(tmp_path):
 def test_two_gloo_ranks_match_one_process(tmp_path):
     """Each rank takes every second sample of each global batch; losses are batch means, averaged by DDP; metrics
     are summed over ranks. So the trajectory and the metrics equal one process's, up to reduction order."""
-    common = ["finetune.py", *TINY, "trainer.eval_batch_size=16"]
-    single = run_cli([*common, f"hydra.run.dir={tmp_path / 'single'}"])
-    assert single.returncode == 0, single.stderr[-2000:]
-    ddp = run_cli(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *common,
-                   f"hydra.run.dir={tmp_path / 'ddp'}"], env={"OMP_NUM_THREADS": "1"})
+    run(tmp_path / "single", ["trainer.eval_batch_size=16"])  # the reference, in this process
+    # The ranks through the entry point, as users launch them (rank 0's run folder shared by both).
+    ddp = run_cli(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "finetune.py", *TINY,
+                   "trainer.eval_batch_size=16", f"hydra.run.dir={tmp_path / 'ddp'}"], env={"OMP_NUM_THREADS": "1"})
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     a, b = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("single", "ddp"))
     assert b["setting"]["world_size"] == 2 and a["optimizer_steps"] == b["optimizer_steps"] == 20

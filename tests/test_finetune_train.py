@@ -3,8 +3,10 @@ pretraining checkpoint whose whole encoder is loaded.
 
 The checkpoint comes from a real pretraining run (the Python API, pico model, full data, no subset selection) on
 the embedded pretraining data, rendered by the same procedural renderer as the downstream sets. Whether it beats
-training from scratch is *not* asserted: at this scale (2 blocks of width 32, 32 px, about a minute of CPU
-pretraining) the two starts end within seed noise of each other for every task. Measured over seeds 0-4, depth
+training from scratch is *not* asserted: at this scale (2 blocks of width 32, 32 px, seconds of CPU
+pretraining) the two starts end within seed noise of each other for every task. The pretraining is 8 epochs on 256
+scenes: the fine-tunes reached the same margins as after 20 epochs on 512 (measured: depth delta_1 0.655 vs 0.648,
+top-1 0.225 vs 0.200, mIoU 0.139 vs 0.141, baselines 0.473 / 0.1 / 0.047). Measured over seeds 0-4, depth
 after 3 epochs: delta_1 pretrained 0.49-0.55 vs scratch 0.47-0.59 (pretrained ahead on 1 seed of 5); after 8
 epochs 0.640-0.664 vs 0.637-0.653 (ahead on 4 of 5, by 0.008 on average). An earlier version of this test asserted
 a 0.03 lead from seed 0 alone; it did not hold on other seeds.
@@ -37,8 +39,8 @@ def pretrained_run(tmp_path_factory, one_thread):
     from attent_vision.pretraining.trainer import pretrain
 
     run = tmp_path_factory.mktemp("pretrain_pico")
-    cfg = compose_train(["debug=smoke", "selection=none", "trainer.progress_bar=false", "trainer.epochs=20",
-                         "trainer.val_every_epochs=0", "data.synthetic.num_train=512", "data.synthetic.max_noise=0.05"])
+    cfg = compose_train(["debug=smoke", "selection=none", "trainer.progress_bar=false", "trainer.epochs=8",
+                         "trainer.val_every_epochs=0", "data.synthetic.num_train=256", "data.synthetic.max_noise=0.05"])
     result = pretrain(cfg, run)
     assert result["status"] == "completed" and (run / "pretrained.pth").is_file()
     return run

@@ -10,7 +10,7 @@ import torch
 
 from attent_vision.engine.nonfinite import Divergence, NonFiniteGuard
 from attent_vision.engine.results import write_json_atomic
-from conftest import run_cli
+from conftest import run_in_process
 
 
 def strict_json(path):
@@ -68,8 +68,8 @@ def test_results_json_is_strict(tmp_path):
 
 
 def test_a_diverging_run_stops_as_diverged_and_writes_no_weights(tmp_path):
-    out = run_cli(["train.py", "debug=smoke", "optim.blr=1e6", "downstream.tasks=[nyuv2_depth]",
-                   f"hydra.run.dir={tmp_path}"])
+    out = run_in_process(["train.py", "debug=smoke", "optim.blr=1e6", "downstream.tasks=[nyuv2_depth]",
+                          f"hydra.run.dir={tmp_path}"])
     assert out.returncode == 3, out.stderr[-2000:]
     assert "diverged: non-finite" in out.stderr and "Traceback" not in out.stderr
     results = strict_json(tmp_path / "results.json")
@@ -84,7 +84,7 @@ def test_a_diverging_run_stops_as_diverged_and_writes_no_weights(tmp_path):
 
 def test_a_diverging_fine_tune_stops_the_same_way(tmp_path):
     """The guard is the shared loop's, so fine-tuning gets it too (it used to raise on one rank only)."""
-    out = run_cli(["finetune.py", "trainer.epochs=1", "optim.lr=1e12", f"hydra.run.dir={tmp_path}"])
+    out = run_in_process(["finetune.py", "trainer.epochs=1", "optim.lr=1e12", f"hydra.run.dir={tmp_path}"])
     assert out.returncode == 3 and "diverged: non-finite" in out.stderr and "Traceback" not in out.stderr
     results = strict_json(tmp_path / "results.json")
     assert results["status"] == "diverged" and results["diverged"]["what"] in ("loss", "gradient norm")

@@ -49,7 +49,7 @@ def test_starting_over_in_a_folder_with_checkpoints_needs_archive(tmp_path):
 def test_two_runs_started_into_one_folder_the_second_is_refused_in_one_line(tmp_path):
     import time
 
-    from conftest import REPO, run_cli
+    from conftest import REPO, run_in_process
 
     first = subprocess.Popen([sys.executable, "train.py", "debug=smoke", "trainer.epochs=40",
                               f"hydra.run.dir={tmp_path}"], cwd=REPO, stdout=subprocess.DEVNULL,
@@ -58,7 +58,7 @@ def test_two_runs_started_into_one_folder_the_second_is_refused_in_one_line(tmp_
         deadline = time.time() + 120
         while not ((tmp_path / ".lock").is_file() and (tmp_path / ".lock").read_text()) and time.time() < deadline:
             time.sleep(0.2)
-        second = run_cli(["train.py", "debug=smoke", f"hydra.run.dir={tmp_path}"])
+        second = run_in_process(["train.py", "debug=smoke", f"hydra.run.dir={tmp_path}"])
     finally:
         first.terminate()
         first.wait()
@@ -67,7 +67,7 @@ def test_two_runs_started_into_one_folder_the_second_is_refused_in_one_line(tmp_
 
 
 def test_a_refused_invocation_leaves_the_runs_hydra_metadata_as_it_was(tmp_path):
-    from conftest import run_cli
+    from conftest import run_in_process as run_cli  # the Hydra app in this process: metadata is written the same way
 
     run = ["train.py", "debug=smoke", f"hydra.run.dir={tmp_path}"]
     first = run_cli(run + ["trainer.stop_after_steps=2"])

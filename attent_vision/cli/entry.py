@@ -13,7 +13,6 @@ from typing import Callable
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from ..engine.distributed import shutdown_distributed
 from ..engine.storage import storage_error
 from ..errors import UserError
 from ..extras import require_launcher_plugin
@@ -37,11 +36,16 @@ def check_command_line(argv: list[str], command: str) -> None:
         sys.exit(e.exit_code)
 
 
-def start_console_command(hydra_main: Callable[[], object], command: str) -> None:
+def start_console_command(hydra_main: Callable[[], object], command: str, primary_config: Path) -> None:
     """What ``attent-train`` / ``attent-finetune`` do before handing ``sys.argv`` to their ``@hydra.main``
-    function: the command-line checks, and under torchrun the overrides that give every rank rank 0's run folder."""
-    from ..engine.distributed import rank_hydra_overrides
+    function: ``--help`` (from ``primary_config``'s template, help_text.py), the command-line checks, and under
+    torchrun the overrides that give every rank rank 0's run folder."""
+    from ..conf import SHARED_CONF_DIR
+    from ..engine.rank_env import rank_hydra_overrides
+    from .help_text import print_help_if_asked
 
+    if print_help_if_asked(sys.argv[1:], primary_config, SHARED_CONF_DIR):
+        return
     check_command_line(sys.argv[1:], command)  # a missing optional extra, before Hydra fails on it
     sys.argv += rank_hydra_overrides(sys.argv[1:])
     hydra_main()
@@ -49,6 +53,14 @@ def start_console_command(hydra_main: Callable[[], object], command: str) -> Non
 
 def _nothing() -> None:
     pass
+
+
+def shutdown_distributed() -> None:
+    """Leave the process group if a job joined one; a config error never imported torch, so it has none."""
+    if "torch" in sys.modules:
+        from ..engine.distributed import shutdown_distributed as shutdown
+
+        shutdown()
 
 
 def pretrain_job(cfg: DictConfig, run_dir: str | Path, accepted: Callable[[], None] = _nothing) -> dict:

@@ -19,10 +19,13 @@ SCHEMAS = {"pretrain": ("train_schema", TrainConfig), "finetune": ("finetune_sch
 VALIDATORS = {"pretrain": validate_train_config, "finetune": validate_finetune_config}
 
 
-def register_configs() -> None:
-    """Make both schemas available to Hydra defaults lists (``- train_schema`` / ``- finetune_schema``)."""
+def register_configs(*stages: str) -> None:
+    """Make the schemas of ``stages`` (default: both) available to Hydra defaults lists (``- train_schema`` /
+    ``- finetune_schema``). An entry point registers only its own: Hydra deep-copies every stored schema each time
+    it builds a config repository, several times per command."""
     store = ConfigStore.instance()
-    for name, node in SCHEMAS.values():
+    for stage in stages or tuple(SCHEMAS):
+        name, node = SCHEMAS[stage]
         store.store(name=name, node=node)
 
 

@@ -97,11 +97,11 @@ def is_pair(values, lower_ok) -> bool:
 
 def check_device(device: str) -> None:
     """``trainer.device``: auto, cpu, cuda or cuda:N, and CUDA only where a GPU is visible."""
-    import torch
-
     require(device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()),
             "trainer.device", device, "must be auto, cpu, cuda or cuda:N")
     if device.startswith("cuda"):
+        import torch  # only to ask for a GPU: every other config check runs without torch
+
         require(torch.cuda.is_available(), "trainer.device", device,
                 "no CUDA GPU is visible to this process; use trainer.device=cpu (or auto)")
         index = int(device[5:]) if ":" in device else 0

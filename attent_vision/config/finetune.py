@@ -130,7 +130,7 @@ CHOICES = {
 def validate_finetune_config(cfg: DictConfig) -> None:
     """Raise ConfigError (key, value, rule) for values the schema's types let through."""
     from ..models.factory import parse_model_name
-    from ..models.multivit import INPUT_DOMAINS
+    from ..models.domains import FINETUNE_INPUT_DOMAINS
 
     validate_common(cfg)
     check_choices(cfg, CHOICES)
@@ -139,8 +139,8 @@ def validate_finetune_config(cfg: DictConfig) -> None:
     require(t.num_classes is None or t.num_classes >= 2, "task.num_classes", t.num_classes, "must be >= 2 or null")
     require(t.kind == "cls" or t.num_classes is not None or t.kind == "depth", "task.num_classes", t.num_classes,
             "a segmentation task needs its class count (NYUv2: 40)")
-    require(len(t.in_domains) >= 1 and all(d in INPUT_DOMAINS for d in t.in_domains), "task.in_domains",
-            list(t.in_domains), f"a non-empty list of {list(INPUT_DOMAINS)}")
+    require(len(t.in_domains) >= 1 and all(d in FINETUNE_INPUT_DOMAINS for d in t.in_domains),
+            "task.in_domains", list(t.in_domains), f"a non-empty list of {list(FINETUNE_INPUT_DOMAINS)}")
     require(t.kind != "depth" or "depth" not in t.in_domains, "task.in_domains", list(t.in_domains),
             "depth estimation cannot take depth as an input")
     require(t.kind != "cls" or list(t.in_domains) == ["rgb"], "task.in_domains", list(t.in_domains),

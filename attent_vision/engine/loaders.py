@@ -37,6 +37,16 @@ def make_loader(dataset, batch_sampler: Sampler, data_cfg, device: torch.device,
     )
 
 
+def shut_down_workers(loader: DataLoader) -> None:
+    """Stop ``loader``'s persistent worker processes now. Left to the garbage collector, they idle on after the run
+    (a trainer can outlive its run: a notebook, a test session) and their shutdown, with its join timeouts, lands
+    in whatever runs next. torch has no public call for this; ``_iterator`` is where DataLoader keeps them."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
+    loader._iterator = None
+
+
 def to_device(batch: dict, device: torch.device, keys=None) -> dict:
     """The batch's tensors (those named in ``keys``, default all) on ``device``, non-blocking from pinned memory."""
     nb = device.type == "cuda"

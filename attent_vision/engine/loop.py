@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
+from torch.utils.data import DataLoader
 
 from ..data.skipping import nothing_loaded
 from ..errors import CheckpointError, ConfigError, UserError
@@ -21,7 +22,7 @@ from .bars import console_logs_above_bars, progress_bar, show_bars
 from .checkpoint import CheckpointManager, config_differences, restore_rng, training_state
 from .console import format_metrics, format_seconds
 from .distributed import DistEnv, all_reduce_sum, barrier, broadcast_object, init_distributed
-from .loaders import make_loader
+from .loaders import make_loader, shut_down_workers
 from .nonfinite import Divergence, NonFiniteGuard
 from .preemption import StopRequested
 from .run_lock import RunFolderLock
@@ -217,6 +218,9 @@ class Trainer(StageHooks, RunRecord):
                 self.stop.restore()
             return self.finish(interrupted, diverged)
         finally:
+            for held in list(vars(self).values()):  # the core's loader and any a stage keeps (scoring, validation)
+                if isinstance(held, DataLoader):
+                    shut_down_workers(held)
             self.release_lock()
 
     def _run_epochs(self) -> bool:

@@ -1,6 +1,8 @@
 """Models: MultiMAE for pretraining, MultiViT with task heads for fine-tuning, and weight conversion."""
 
-from .factory import SIZES, create_model
-from .losses import MultiMAELoss, TaskLoss
+from ..lazy_exports import lazy_exports
 
-__all__ = ["SIZES", "create_model", "MultiMAELoss", "TaskLoss"]
+# Imported on first use: config checks read model names (factory.py) without importing torch.
+__getattr__, __dir__ = lazy_exports(__name__, {"SIZES": ".factory", "create_model": ".factory",
+                                               "MultiMAELoss": ".losses", "TaskLoss": ".losses"})
+__all__ = sorted(__dir__())

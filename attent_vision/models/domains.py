@@ -31,6 +31,8 @@ DOMAINS = {
     "norm_rgb": Domain("norm_rgb", channels=3, is_input=False, mask_from="rgb"),
 }
 
+FINETUNE_INPUT_DOMAINS = ("rgb", "depth")  # MultiViT inputs (semseg labels are targets there, never inputs)
+
 
 def check_domains(in_domains: list[str], out_domains: list[str]) -> None:
     """Raise ValueError naming the offending modality when a list is empty or holds an unknown modality."""

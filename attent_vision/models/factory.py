@@ -1,8 +1,12 @@
 """Model sizes and ``create_model``: the one way configs, tests and users build models."""
 
-from dataclasses import dataclass
+from __future__ import annotations
 
-import torch.nn as nn
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the model classes (and torch) are imported when a model is built, not when a name is checked
+    import torch.nn as nn
 
 
 @dataclass(frozen=True)

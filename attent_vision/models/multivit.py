@@ -8,11 +8,11 @@ release's names (``cls``, ``semseg``, ``depth``), so released fine-tuned checkpo
 import torch
 import torch.nn as nn
 
+from .domains import FINETUNE_INPUT_DOMAINS
 from .heads import ClassificationHead, ConvNeXtSegHead, DPTHead, TokenSpans
 from .multimae import MultiViTEncoder, init_linear_and_norm
 
 HEAD_TYPES = {"cls": ClassificationHead, "semseg": ConvNeXtSegHead, "depth": DPTHead}
-INPUT_DOMAINS = ("rgb", "depth")  # fine-tuning inputs (semseg labels are targets here, never inputs)
 
 
 class MultiViT(MultiViTEncoder):
@@ -28,8 +28,9 @@ class MultiViT(MultiViTEncoder):
 
     def __init__(self, *, in_domains: list[str], heads: dict[str, dict] | None = None, **encoder_kwargs):
         for d in in_domains:
-            if d not in INPUT_DOMAINS:
-                raise ValueError(f"fine-tuning input modality '{d}' is not supported; choose from {list(INPUT_DOMAINS)}")
+            if d not in FINETUNE_INPUT_DOMAINS:
+                raise ValueError(f"fine-tuning input modality '{d}' is not supported; "
+                                 f"choose from {list(FINETUNE_INPUT_DOMAINS)}")
         super().__init__(in_domains=in_domains, **encoder_kwargs)
         init_linear_and_norm(self)
         nn.init.trunc_normal_(self.global_tokens, std=0.02)

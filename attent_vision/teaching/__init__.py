@@ -17,13 +17,12 @@
 It imports nothing from the engine or the stages: a stage hands the teacher a :class:`LearnerAccess`.
 """
 
-from .plan import EpochPlan, EpochSpec, build_plan
-from .schedules import interval_schedule, ratio_schedule, subset_size
-from .score_table import ScoreTable
-from .selection import build_strategy, select
-from .teacher import LearnerAccess, Teacher
+from ..lazy_exports import lazy_exports
 
-__all__ = [
-    "EpochPlan", "EpochSpec", "build_plan", "interval_schedule", "ratio_schedule", "subset_size", "ScoreTable",
-    "build_strategy", "select", "LearnerAccess", "Teacher",
-]
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "EpochPlan": ".plan", "EpochSpec": ".plan", "build_plan": ".plan",
+    "interval_schedule": ".schedules", "ratio_schedule": ".schedules", "subset_size": ".schedules",
+    "ScoreTable": ".score_table", "build_strategy": ".selection", "select": ".selection",
+    "LearnerAccess": ".teacher", "Teacher": ".teacher",
+})
+__all__ = sorted(__dir__())

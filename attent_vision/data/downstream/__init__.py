@@ -12,33 +12,16 @@ sample that fails to load come back as ``{'index', 'bad'}``; batch with :func:`c
 with :class:`BadSampleLog`.
 """
 
-from .embedded import SyntheticDownstreamSettings, ensure_synthetic_downstream
-from .imagenet_s import (
-    IMAGENET_S50_ENV,
-    IGNORE_INDEX,
-    ImageNetS50Classification,
-    ImageNetS50Segmentation,
-    decode_imagenet_s_mask,
-)
-from ..skipping import BadSampleLog, collate_skipping_bad
-from .datasets import downstream_datasets
-from .nyuv2 import DEPTH_SCALE, NYUV2_ENV, NYUv2
+from ...lazy_exports import lazy_exports
 
 NYUV2_NUM_CLASSES = 40
 
-__all__ = [
-    "IMAGENET_S50_ENV",
-    "NYUV2_ENV",
-    "IGNORE_INDEX",
-    "DEPTH_SCALE",
-    "NYUV2_NUM_CLASSES",
-    "ImageNetS50Classification",
-    "ImageNetS50Segmentation",
-    "NYUv2",
-    "SyntheticDownstreamSettings",
-    "ensure_synthetic_downstream",
-    "decode_imagenet_s_mask",
-    "downstream_datasets",
-    "BadSampleLog",
-    "collate_skipping_bad",
-]
+# Imported on first use: the fine-tuning config schema reads SyntheticDownstreamSettings without importing torch.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "SyntheticDownstreamSettings": ".embedded", "ensure_synthetic_downstream": ".embedded",
+    "IMAGENET_S50_ENV": ".imagenet_s", "IGNORE_INDEX": ".imagenet_s", "ImageNetS50Classification": ".imagenet_s",
+    "ImageNetS50Segmentation": ".imagenet_s", "decode_imagenet_s_mask": ".imagenet_s",
+    "BadSampleLog": "..skipping", "collate_skipping_bad": "..skipping", "downstream_datasets": ".datasets",
+    "DEPTH_SCALE": ".nyuv2", "NYUV2_ENV": ".nyuv2", "NYUv2": ".nyuv2",
+})
+__all__ = sorted([*__dir__(), "NYUV2_NUM_CLASSES"])

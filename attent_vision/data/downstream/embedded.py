@@ -34,8 +34,6 @@ from ..scenes import (
     class_folder,
     render_scene,
 )
-from .imagenet_s import MASK_IGNORE_ID
-from .nyuv2 import DEPTH_SCALE, depth_to_uint16, semseg_palette
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +86,8 @@ def boundary(region: np.ndarray) -> np.ndarray:
 def imagenet_s_mask(semseg: np.ndarray, label: int) -> np.ndarray:
     """RGB mask (H x W x 3 uint8) of the labelled class: id label + 1 on its pixels, 0 elsewhere, and the ignore id
     1000 on a band along its outline (the real masks leave uncertain regions to 1000 too)."""
+    from .imagenet_s import MASK_IGNORE_ID  # here, not above: the config schema imports this module's settings
+
     ids = np.where(semseg == label, label + 1, 0)
     ids[boundary(semseg == label)] = MASK_IGNORE_ID
     return np.stack([ids % 256, ids // 256, np.zeros_like(ids)], axis=-1).astype(np.uint8)
@@ -135,6 +135,8 @@ def nyu_semseg(semseg: np.ndarray) -> np.ndarray:
 def _write_nyuv2(root: Path, settings: SyntheticDownstreamSettings) -> None:
     """Frames cropped to 4:3 from square renders; depth in metres * 6553.6 with a few holes (depth 0, like sensor
     dropouts) that mask_valid marks invalid, together with depth beyond the 10 m range."""
+    from .nyuv2 import DEPTH_SCALE, depth_to_uint16, semseg_palette  # torch: only when the data is written
+
     rng = np.random.default_rng([settings.seed, 2])
     h, w = settings.nyu_height, settings.nyu_width
     top = (w - h) // 2

@@ -1,9 +1,13 @@
 """The interface every score function implements, and what it is given."""
 
+from __future__ import annotations
+
 from abc import ABC
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch only where tensors are made: config checks read score traits without importing it
+    import torch
 
 
 @dataclass

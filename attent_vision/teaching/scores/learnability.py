@@ -13,9 +13,14 @@ samples the learner fits (their reducible part) as much as on any other: loss mi
 progress, not what is left to learn (that is ``progress``).
 """
 
-import torch
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from .base import ScoreFunction, ScoreInputs
+
+if TYPE_CHECKING:
+    import torch
 
 
 class LearnabilityScore(ScoreFunction):

@@ -1,8 +1,13 @@
 """``loss``: the sample's own objective (AtteNT's discrepancy: the learner is most wrong where the loss is largest)."""
 
-import torch
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from .base import ScoreFunction, ScoreInputs
+
+if TYPE_CHECKING:
+    import torch
 
 
 class LossScore(ScoreFunction):

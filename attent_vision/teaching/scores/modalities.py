@@ -7,12 +7,19 @@ scored samples, so that no modality dominates by scale alone (semseg cross-entro
 then summed with the given weights; modalities not named get weight 0.
 """
 
-import torch
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
 def combine(per_task: torch.Tensor, current: torch.Tensor, weights: torch.Tensor, normalise: bool) -> torch.Tensor:
     """per_task: N x T scores; current: N x T current losses (for the per-task scale); weights: T.
     Returns N scores; NaN where any weighted task is NaN, -inf where the sample failed to load."""
+    import torch
+
     weights = weights.to(per_task)
     if normalise:
         scale = torch.ones_like(weights)

@@ -7,9 +7,14 @@ between selections, i.e. free training-step scores (``teaching.score_source=trai
 before each selection the first selection would have no history at all (the config refuses it).
 """
 
-import torch
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from .base import ScoreFunction, ScoreInputs
+
+if TYPE_CHECKING:
+    import torch
 
 
 class ProgressScore(ScoreFunction):
@@ -17,6 +22,8 @@ class ProgressScore(ScoreFunction):
     needs_history = True
 
     def per_task(self, inputs: ScoreInputs) -> torch.Tensor:
+        import torch
+
         fell = inputs.previous - inputs.current
         # No finite previous value (never scored twice, or failed to load once): no progress yet. combine() marks
         # samples that failed now -inf.

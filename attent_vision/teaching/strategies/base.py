@@ -1,8 +1,12 @@
 """The interface every selection strategy implements."""
 
-from abc import ABC, abstractmethod
+from __future__ import annotations
 
-import torch
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch only where tensors are made: config checks read strategy traits without importing it
+    import torch
 
 
 class SelectionStrategy(ABC):

@@ -1,8 +1,13 @@
 """No selection: every epoch trains on the full data (the baseline every subset method is measured against)."""
 
-import torch
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from .base import SelectionStrategy
+
+if TYPE_CHECKING:
+    import torch
 
 
 class NoSelection(SelectionStrategy):
@@ -11,4 +16,6 @@ class NoSelection(SelectionStrategy):
     trains_on_subsets = False  # the plan has full epochs only, so the teacher never asks this strategy to select
 
     def select(self, scores: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+        import torch
+
         return torch.arange(k)

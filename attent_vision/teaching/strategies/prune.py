@@ -12,16 +12,22 @@ with probability d / |B| < prune_ratio; should fewer than half the samples lie b
 ceil(N / 2) instead, so d always fits. The rescaling uses the real keep probability 1 - d / |B|.
 """
 
-import math
+from __future__ import annotations
 
-import torch
+import math
+from typing import TYPE_CHECKING
 
 from .base import SelectionStrategy
+
+if TYPE_CHECKING:
+    import torch
 
 
 def prune_candidates(scores: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """scores: N -> indices of the below-mean samples, or the lowest ceil(N / 2) when fewer lie below the mean
     (ties in random order from ``generator``: equal scores, e.g. none known yet, must not prune by index)."""
+    import torch
+
     below = (scores < scores.mean()).nonzero().squeeze(1)
     half = math.ceil(scores.numel() / 2)
     if below.numel() >= half:
@@ -40,6 +46,8 @@ class PruneSelection(SelectionStrategy):
 
     def select_weighted(self, scores: torch.Tensor, k: int, generator: torch.Generator
                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         n = scores.numel()
         candidates = prune_candidates(scores.double(), generator)
         drop = n - k

@@ -19,16 +19,23 @@ weights k / (N pi_i) make the subset's weighted mean an unbiased estimate of the
 mean is 1; they are not forced to mean exactly 1, which would trade the unbiasedness for a ratio estimator).
 """
 
-import torch
-import torch.nn.functional as F
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from .base import SelectionStrategy
+
+if TYPE_CHECKING:
+    import torch
 
 NORMALIZATIONS = ("softmax", "sigmoid", "zscore", "rank")
 
 
 def log_probabilities(scores: torch.Tensor, normalization: str) -> torch.Tensor:
     """scores: N -> log p: N (sums to 1 in probability space)."""
+    import torch
+    import torch.nn.functional as F
+
     s = scores.double()
     if normalization == "softmax":
         return F.log_softmax(s, dim=0)
@@ -57,15 +64,21 @@ class SoftSelection(SelectionStrategy):
 
     def _keys(self, scores: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """scores: N -> (log w: N, keys: N), w = p^(1/T), keys = log w + Gumbel noise."""
+        import torch
+
         log_w = log_probabilities(scores, self.normalization) / self.temperature
         uniform = torch.rand(scores.numel(), generator=generator, dtype=torch.float64).clamp(1e-300, 1.0)
         return log_w, log_w - torch.log(-torch.log(uniform))
 
     def select(self, scores: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+        import torch
+
         return torch.argsort(self._keys(scores, generator)[1], descending=True, stable=True)[:k]
 
     def select_weighted(self, scores: torch.Tensor, k: int, generator: torch.Generator
                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         log_w, keys = self._keys(scores, generator)
         order = torch.argsort(keys, descending=True, stable=True)
         chosen, n = order[:k], scores.numel()
