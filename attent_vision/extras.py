@@ -1,7 +1,8 @@
 """Optional dependencies (the package's extras): a missing one is one line naming the feature and the install.
 
 Each feature outside pretraining and fine-tuning brings its own dependencies, installed with an extra of
-pyproject.toml: ``nyuv2`` (h5py, scipy: attent-prepare-nyuv2), ``report`` (matplotlib: attent-report's plots),
+pyproject.toml: ``nyuv2`` (h5py, scipy: attent-prepare-nyuv2), ``report`` (matplotlib: attent-report's plots;
+scipy: its 95% intervals),
 ``slurm`` (hydra-submitit-launcher: ``hydra/launcher=slurm_*`` and ``local_2cpu``). Their modules are imported only
 when the feature runs, through :func:`require`, so the rest of the package works without them and a user who runs
 the feature reads what to install instead of an ImportError traceback or Hydra's "Could not load

@@ -1,32 +1,34 @@
-"""Time-to-quality frontier: how fast each method reaches the full-data run's validation loss, across epoch budgets.
+"""Time-to-quality frontier, downstream: how much compute each method needs to reach the full-data run's probe
+accuracy, and whether scored selection beats matched random subsets, per seed, with 95% intervals.
 
-Every method trains at several epoch budgets (fractions of a reference epoch count) for several seeds, in two
-regimes, all in this one process on this machine, interleaved per seed (regime, seed, budget, method) so that slow
-drifts of the machine hit every method alike. Each method's (wall time, final validation loss) points across budgets
-form its frontier; each seed is compared with the same seed's full-data run at budget 1.0 (loss L*, wall T*).
+Per regime, a pilot first trains full data for a long run, probing it every few epochs, and finds where its linear
+probe accuracy plateaus (the first probed epoch within one point of the best, averaged over the pilot seeds); that
+epoch count is the reference budget (b=1). Every method then trains at budgets around it (fractions of b=1), for
+every seed, all in this one process on this machine, interleaved per seed (regime, seed, budget, method) so that
+slow drifts of the machine hit every method alike. Quality: the representation probes at the end of each run
+(results.json ``final.probe_*``: linear and kNN top-1 on the embedded ImageNet-S50-like set, depth delta1 on the
+NYUv2-like frames). Cost: ``compute.train_equivalents`` (deterministic), with the training wall time beside it.
 
-Methods: full (full data, the reference), random (uniform subsets on the AtteNT plan, the matched baseline), prune
-(InfoBatch-style: below-mean samples dropped at random and rescaled, full-data tail), soft_learn (Gumbel-top-k on
-learnability scores with unbiased subset weights, free scores), hard_learn (top-k on learnability), soft_pass (the
-paper's AtteNT: loss scores from a scoring pass over all samples before each selection; by default at budget 1.0
-only); on request also hard and soft (loss scores from the training steps plus a refresh: issue 11's methods).
-Regimes: default (256 scenes, 26 reference epochs, batch 64: 4 steps per full epoch, the CPU default's schedule)
-and many_epochs (64 scenes, 104 reference epochs, batch 16: the same samples trained but 4x the epochs per sample,
-closer to the paper's 800 epochs). Both use multimae_pico and smaller data than the CPU default, because the
-default setting is too slow for methods x budgets x seeds within an hour on 2 CPU cores.
+Methods: full (full data, the reference), random (uniform subsets on the AtteNT plan, one draw per cycle), random_rs2
+(a fresh uniform draw before every subset epoch: RS2, the strongest known random baseline), soft_pass (the paper's
+AtteNT: loss scores from a scoring pass over all samples before each selection), soft_free (the same with free
+training-step scores and a budgeted refresh), prune (InfoBatch-style); on request soft_learn, hard_learn (learnability
+scores), hard. Regimes: clean (every scene distinct) and redundant (half the scenes are near-duplicates of others).
+Both shrink the CPU default (MultiMAE-nano at 32 px instead of 64, 512 scenes instead of 1,024) so that the seeds
+and baselines fit in about an hour on 2 cores; docs/benchmarks.md says what this changes.
 
-Wall time excludes periodic validation (it measures the model, it does not train it). The tables and their
-columns are described in summary.md; with --finetune the budget-1.0 runs also fine-tune on the downstream tasks.
-
-    python benchmarks/frontier.py                                        # both regimes, 6 methods, 4 budgets, 3 seeds
-    python benchmarks/frontier.py --regimes default --seeds 0            # a quicker look
-    python benchmarks/frontier.py trainer.precision=fp32 --finetune      # train.py overrides go first (or after --)
+    python benchmarks/frontier.py                              # pilots; 2 regimes x 6 methods x 2 budgets x 6 seeds
+    python benchmarks/frontier.py --regimes clean --seeds 0 1      # a quicker look
+    python benchmarks/frontier.py --reference-epochs 30            # skip the pilots: b=1 is 30 epochs
+    python benchmarks/frontier.py trainer.precision=fp32 --finetune   # train.py overrides go first (or after --)
 
 Results: <out>/summary.md, summary.json and frontier_<regime>.png. Run folders are <out>/<regime>/seed<s>_b<budget>_
-<method>; rerunning the same command into the same --out reuses every completed run (Ctrl-C loses nothing finished).
+<method> (pilots: <out>/<regime>/pilot_seed<s>); rerunning the same command into the same --out reuses every
+completed run (Ctrl-C loses nothing finished).
 """
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -36,87 +38,23 @@ import shlex
 import shutil
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]  # the package, and frontier_math when imported
+sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]  # the package, and the frontier_* modules
 
-from frontier_math import selection_numbers, summarise, to_markdown, training_wall
+from frontier_math import QUALITY, plateau, selection_numbers, summarise, to_markdown
+from frontier_plan import (ARGUMENTS, DEFAULT_METHODS, METHODS, REGIMES, TASKS, BadInput, check_methods, compose_train,
+                           pilot_overrides, plan_runs, run_overrides)
 from frontier_plot import plot_frontier
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from attent_vision.config import register_configs, validate_train_config
+from attent_vision.config import validate_train_config
 from attent_vision.config.downstream_tasks import DOWNSTREAM_TASKS
 from attent_vision.engine.results import COMPLETED, write_json_atomic
-from attent_vision.errors import UserError
 from attent_vision.report import downstream_metric
-from attent_vision.teaching.strategies import STRATEGIES
+from attent_vision.report.tables import training_wall
 
 log = logging.getLogger("frontier")
-
-
-@dataclass(frozen=True)
-class Regime:
-    overrides: tuple[str, ...]
-    reference_epochs: int  # the epochs of budget 1.0
-
-
-REGIMES = {
-    "default": Regime(("model=multimae_pico", "data.synthetic.num_train=256", "data.synthetic.num_val=64"), 26),
-    # A quarter of the scenes for 4x the epochs: the same samples trained, and cycles long enough for the larger
-    # intervals and warm-up that the many-epoch schedule needs.
-    "many_epochs": Regime(("model=multimae_pico", "data.synthetic.num_train=64", "data.synthetic.num_val=64",
-                           "trainer.batch_size=16", "interval.initial_interval=8", "interval.max_interval=16",
-                           "optim.warmup_epochs=8"), 104),
-}
-LEARNABILITY = ("teaching.score=learnability", "teaching.score_source=training")
-METHODS = {
-    "full": ("selection=none",),
-    "random": ("selection=random",),
-    "prune": ("selection=prune",),
-    "soft_learn": ("selection=soft", "selection.reweight=unbiased", *LEARNABILITY),
-    "hard_learn": ("selection=hard", *LEARNABILITY),
-    "soft_pass": ("selection=soft", "teaching.score_source=pass"),
-    "hard": ("selection=hard", "teaching.score_source=training"),
-    "soft": ("selection=soft", "teaching.score_source=training"),
-}
-# What runs without --methods: issue 12's comparison (hard and soft with loss scores were measured in issue 11).
-DEFAULT_METHODS = ("full", "random", "prune", "soft_learn", "hard_learn", "soft_pass")
-# Validation only at the end and no periodic checkpoints: both cost wall time that is not training. No loader
-# workers: on 2 cores they compete with the training process (measured: a many_epochs full run took 136 s with 2
-# workers, 37 s without).
-COMMON = ("trainer.val_every_epochs=0", "checkpoint.every_epochs=0", "checkpoint.keep_last=1",
-          "trainer.progress_bar=false", "data.num_workers=0")
-TASKS = list(DOWNSTREAM_TASKS)
-ARGUMENTS = ("regimes", "methods", "budgets", "seeds", "overrides", "reference_only", "finetune")
-
-
-class BadInput(Exception):
-    """Bad arguments found after parsing: a budget too small for the plan, an --out holding another benchmark."""
-
-
-@dataclass(frozen=True)
-class Run:
-    regime: str
-    seed: int
-    budget: float
-    method: str
-    epochs: int
-    overrides: tuple[str, ...]
-
-    @property
-    def name(self) -> str:
-        return f"seed{self.seed}_b{self.budget}_{self.method}"
-
-
-def compose_train(overrides: list[str]):
-    register_configs()
-    with initialize_config_dir(config_dir=str(REPO / "attent_vision" / "conf" / "train"), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
 
 
 def run_pretraining(overrides: list[str], run_dir: Path) -> dict:
@@ -129,63 +67,17 @@ def run_pretraining(overrides: list[str], run_dir: Path) -> dict:
 
 
 def prepare_data(overrides: list[str]) -> None:
-    """Generate the embedded data of a regime (and the downstream data when it fine-tunes)."""
+    """Generate a regime's embedded data and probe sets (and the downstream data when it fine-tunes)."""
     from attent_vision.pretraining.builders import dataset_root
+    from attent_vision.probes.data import embedded_roots
 
     cfg = compose_train(overrides)
     dataset_root(cfg)
+    embedded_roots(cfg.probe.embedded)
     if cfg.downstream.tasks:
         from attent_vision.data.downstream.embedded import ensure_synthetic_downstream
 
         ensure_synthetic_downstream()
-
-
-def run_overrides(args, regime: str, method: str, seed: int, epochs: int, finetune: bool) -> tuple[str, ...]:
-    tasks = (f"downstream.tasks=[{','.join(TASKS)}]",) if finetune else ()
-    return (*REGIMES[regime].overrides, *METHODS[method], *COMMON, f"experiment_name=frontier_{method}",
-            f"trainer.seed={seed}", f"trainer.epochs={epochs}", *tasks, *args.overrides)
-
-
-def budgets_of(args, method: str) -> list[float]:
-    return [1.0] if method in args.reference_only else args.budgets
-
-
-def plan_runs(args) -> tuple[list[Run], dict]:
-    """Every run in order, and what each regime is (from its composed config). Each (regime, method) config is
-    composed and validated here and each budget checked against the plan, so bad input fails before any run."""
-    runs, regimes = [], {}
-    for regime in args.regimes:
-        ref = REGIMES[regime].reference_epochs
-        epochs = {b: round(b * ref) for b in args.budgets}
-        for b, e in epochs.items():
-            twin = next((o for o in args.budgets if o < b and epochs[o] == e), None)
-            if twin is not None:
-                raise BadInput(f"budgets {twin} and {b} both give {e} epochs in regime {regime} ({ref} reference "
-                               "epochs); drop one")
-        for method in args.methods:
-            try:
-                cfg = compose_train(list(run_overrides(args, regime, method, 0, ref, False)))
-                validate_train_config(cfg)
-            except (UserError, HydraException, OmegaConfBaseException) as e:
-                raise BadInput(f"regime {regime}, method {method}: {' '.join(str(e).split())}") from None
-            strategy = STRATEGIES[cfg.selection.strategy]
-            minimum = cfg.teaching.total_cycles + 1 if strategy.trains_on_subsets and strategy.cyclic else 1
-            for b in budgets_of(args, method):
-                if epochs[b] < minimum:
-                    why = (f"trains on subsets and needs teaching.total_cycles + 1 = {minimum}" if minimum > 1
-                           else "needs at least 1")
-                    raise BadInput(f"budget {b} gives {epochs[b]} epochs in regime {regime} ({ref} reference "
-                                   f"epochs), but method {method} {why}; use budgets of at least {minimum / ref:.3g}")
-        regimes[regime] = {"scenes": OmegaConf.select(cfg, "data.synthetic.num_train"), "model": cfg.model.name,
-                           "batch_size": cfg.trainer.batch_size, "total_cycles": cfg.teaching.total_cycles,
-                           "reference_epochs": ref, "epochs": {str(b): e for b, e in epochs.items()}}
-        for seed in args.seeds:
-            for b in args.budgets:
-                for method in args.methods:
-                    if b in budgets_of(args, method):
-                        overrides = run_overrides(args, regime, method, seed, epochs[b], args.finetune and b == 1.0)
-                        runs.append(Run(regime, seed, b, method, epochs[b], overrides))
-    return runs, regimes
 
 
 def check_out(out: Path, arguments: dict) -> None:
@@ -228,75 +120,120 @@ def reusable(folder: Path, finetunes: bool) -> dict | None:
 
 def run_numbers(result: dict) -> dict:
     """What the benchmark keeps of one run's results dict."""
-    t = result["time_s"]
+    final = result["final"]
     downstream = {DOWNSTREAM_TASKS[task].column: 100 * downstream_metric(result, task)
                   for task in TASKS if task in (result.get("downstream") or {})}
-    return {"wall_s": training_wall(result), "total_s": t["total"], "eval_s": t["eval"], "scoring_s": t["scoring"],
-            "val_loss": result["final"]["val_loss"], "samples_seen": result["samples_seen"],
-            "device": (result.get("setting") or {}).get("device"),
+    return {"wall_s": training_wall(result), "total_s": result["time_s"]["total"],
+            "scoring_s": result["time_s"]["scoring"], "val_loss": final["val_loss"],
+            **{q: final.get(q) for q in QUALITY}, "train_equivalents": result["compute"]["train_equivalents"],
+            "samples_seen": result["samples_seen"], "device": (result.get("setting") or {}).get("device"),
             "selections": selection_numbers(result.get("selections", [])),
             "downstream": {k: None if math.isnan(v) else v for k, v in downstream.items()}}
 
 
-def run_benchmark(args, out: Path, run_one=run_pretraining, prepare=prepare_data) -> tuple[dict, dict]:
-    """Run (or reuse) every run of the plan; returns per regime {(seed, budget, method): run numbers}, and what
-    each regime is. ``run_one(overrides, run_dir) -> results dict`` runs one configuration; ``prepare(overrides)``
-    generates a regime's data before its first run, so that no run is charged for it."""
-    plan, regimes = plan_runs(args)
+def run_or_reuse(folder: Path, overrides: list[str], finetunes: bool, run_one) -> dict:
+    result = reusable(folder, finetunes)
+    if result is None:
+        result = run_one(overrides, folder)
+        if not complete(result, finetunes):
+            status = result.get("status")
+            why = "completed without its downstream results" if status == COMPLETED else f"ended {status}"
+            raise SystemExit(f"frontier.py: run {folder} {why} (see the log above and its results.json); rerun the "
+                             "same command: finished runs are reused and this one runs again")
+    return result
+
+
+def run_pilots(args, out: Path, run_one, prepare) -> dict[str, dict]:
+    """Per regime: the long full-data runs, their probe curves and the plateau epoch (the reference budget), or
+    ``--reference-epochs`` when given."""
+    pilots = {}
+    for regime in args.regimes:
+        if args.reference_epochs:
+            pilots[regime] = {"reference_epochs": args.reference_epochs, "from": "--reference-epochs"}
+            continue
+        prepare(list(pilot_overrides(args, regime, args.pilot_seeds[0])))
+        curves = {}
+        for seed in args.pilot_seeds:
+            log.info("pilot: regime %s, seed %d, %d epochs of full data", regime, seed, REGIMES[regime].pilot_epochs)
+            result = run_or_reuse(out / regime / f"pilot_seed{seed}", list(pilot_overrides(args, regime, seed)),
+                                  False, run_one)
+            curves[seed] = [(h["epoch"], h[QUALITY[0]]) for h in result["history"] if QUALITY[0] in h]
+        epoch, mean = plateau(curves)
+        pilots[regime] = {"reference_epochs": epoch, "from": "pilot", "curve": mean,
+                          "curves": {str(s): c for s, c in curves.items()}}
+        log.info("pilot: regime %s plateaus at epoch %d (linear top-1 per probed epoch: %s)", regime, epoch,
+                 ", ".join(f"{e}: {100 * q:.1f}" for e, q in mean))
+    return pilots
+
+
+def run_benchmark(args, out: Path, run_one=run_pretraining, prepare=prepare_data) -> tuple[dict, dict, dict]:
+    """Pilots, then every run of the plan (or their reuse); returns per regime {(seed, budget, method): run
+    numbers}, what each regime is and the pilots. ``run_one(overrides, run_dir) -> results dict`` runs one
+    configuration; ``prepare(overrides)`` generates a regime's data before its first run (no run is charged)."""
+    check_methods(args)
     check_out(out, {k: getattr(args, k) for k in ARGUMENTS})
+    pilots = run_pilots(args, out, run_one, prepare)
+    plan, regimes = plan_runs(args, {r: p["reference_epochs"] for r, p in pilots.items()})
     numbers, prepared = {regime: {} for regime in args.regimes}, set()
     for i, run in enumerate(plan, 1):
+        if run.regime not in prepared:
+            prepare(list(run_overrides(args, run.regime, "full", run.seed, run.epochs, args.finetune)))
+            prepared.add(run.regime)
+        log.info("[%d/%d] regime %s, seed %d, budget %s (%d epochs), method %s", i, len(plan), run.regime, run.seed,
+                 run.budget, run.epochs, run.method)
         folder = out / run.regime / run.name
-        finetunes = args.finetune and run.budget == 1.0
-        result = reusable(folder, finetunes)
-        if result is None:
-            if run.regime not in prepared:
-                prepare(list(run_overrides(args, run.regime, "full", run.seed, run.epochs, args.finetune)))
-                prepared.add(run.regime)
-            log.info("[%d/%d] regime %s, seed %d, budget %s (%d epochs), method %s", i, len(plan), run.regime,
-                     run.seed, run.budget, run.epochs, run.method)
-            result = run_one(list(run.overrides), folder)
-            if not complete(result, finetunes):
-                status = result.get("status")
-                why = "completed without its downstream results" if status == COMPLETED else f"ended {status}"
-                raise SystemExit(f"frontier.py: run {folder} {why} (see the log above and its results.json); "
-                                 "rerun the same command: finished runs are reused and this one runs again")
+        result = run_or_reuse(folder, list(run.overrides), args.finetune and run.budget == 1.0, run_one)
         numbers[run.regime][(run.seed, run.budget, run.method)] = {**run_numbers(result), "run_dir": str(folder),
                                                                    "epochs": run.epochs}
-    return numbers, regimes
+    return numbers, regimes, pilots
 
 
-NOTES = ("Wall time excludes periodic validation. Each seed is compared with its own full-data run at budget 1.0 "
-         "(b=1). Time to full's loss: along the method's frontier through its budgets (linear between them), as a "
-         "fraction of full's wall; \"<=\" when the smallest budget already got there, \"never\" when no budget did. "
-         "Downstream metrics in percent.\n")
+NOTES = ("Quality: the probes at the end of each run, in percent (linear and kNN top-1 on 2,500 validation images of "
+         "the embedded ImageNet-S50-like set, depth delta1 on its NYUv2-like frames). Cost: compute.train_equivalents "
+         "(FLOP-weighted samples: training + scoring + reference model), as a fraction of the same seed's full-data "
+         "run at b=1; wall excludes validation and probes. Intervals: mean and 95% Student-t interval over seeds, of "
+         "per-seed ratios (costs) or per-seed differences (qualities, against the same seed's random and full runs "
+         "at b=1). Compute to reach: along the method's budgets (linear between them), where its linear top-1 first "
+         "comes within one point of the same seed's full data at b=1; \"<=\" when the smallest budget already does.\n")
 
 
-def write_outputs(args, out: Path, numbers: dict, regimes: dict, command: str) -> str:
+def plain(value):
+    """``value`` with every Interval as a dict of its fields (for summary.json)."""
+    if dataclasses.is_dataclass(value):
+        return plain(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def write_outputs(args, out: Path, numbers: dict, regimes: dict, pilots: dict, command: str) -> str:
     """summary.json, summary.md and one plot per regime; returns the tables (Markdown) for the console."""
     date = time.strftime("%Y-%m-%d %H:%M")
     devices = sorted({str(n["device"]) for runs in numbers.values() for n in runs.values() if n["device"]})
     machine = f"{os.cpu_count()} CPU cores, {platform.platform()}; device {', '.join(devices) or 'unknown'}"
     summaries, sections = {}, []
-    columns = [spec.column for spec in DOWNSTREAM_TASKS.values()] if args.finetune else []
     for regime in args.regimes:
-        info = regimes[regime]
+        info, pilot = regimes[regime], pilots[regime]
         summary = summarise(numbers[regime], args.methods, args.budgets, args.seeds)
-        summary["regime"] = info
-        summary["runs"] = {f"seed{s}_b{b}_{m}": n for (s, b, m), n in numbers[regime].items()}
-        summaries[regime] = summary
-        title = (f"{regime}: {info['scenes']} scenes, {info['reference_epochs']} reference epochs, {info['model']}, "
-                 f"seeds {' '.join(map(str, args.seeds))}")
+        title = (f"{regime}: {info['scenes']} scenes (duplicates {info['duplicate_fraction']}), {info['model']} at "
+                 f"{info['image_size']} px, b=1 = {info['reference_epochs']} epochs, seeds "
+                 f"{' '.join(map(str, args.seeds))}")
         plot_frontier(summary, out / f"frontier_{regime}.png", title)
+        curve = ("; pilot (full data, linear top-1 % by epoch, mean over seeds "
+                 f"{' '.join(map(str, args.pilot_seeds))}): " + ", ".join(f"{e}: {100 * q:.1f}" for e, q in
+                                                                          pilot["curve"])) if "curve" in pilot else ""
         epochs = ", ".join(f"{b}: {e}" for b, e in info["epochs"].items())
-        sections.append(f"## {title}\n\nEpochs per budget: {epochs}; batch {info['batch_size']}.\n\n"
-                        f"{to_markdown(summary, columns)}\n![frontier](frontier_{regime}.png)\n")
-    write_json_atomic({"command": command, "date": date, "machine": machine,
-                       "arguments": {k: getattr(args, k) for k in ARGUMENTS}, "regimes": summaries},
+        sections.append(f"## {title}\n\nEpochs per budget: {epochs}; batch {info['batch_size']}{curve}.\n\n"
+                        f"{to_markdown(summary, len(args.seeds))}\n![frontier](frontier_{regime}.png)\n")
+        summaries[regime] = {"regime": info, "pilot": pilot, "summary": summary,
+                             "runs": {f"seed{s}_b{b}_{m}": n for (s, b, m), n in numbers[regime].items()}}
+    write_json_atomic(plain({"command": command, "date": date, "machine": machine,
+                             "arguments": {k: getattr(args, k) for k in ARGUMENTS}, "regimes": summaries}),
                       out / "summary.json")
     body = "\n".join(sections)
-    (out / "summary.md").write_text(f"# Time-to-quality frontier\n\n`{command}`\n\n{date}; {machine}.\n\n{NOTES}\n"
-                                    f"{body}")
+    (out / "summary.md").write_text(f"# Downstream frontier\n\n`{command}`\n\n{date}; {machine}.\n\n{NOTES}\n{body}")
     return body
 
 
@@ -304,11 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="frontier.py", description=__doc__.splitlines()[0])
     p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(DEFAULT_METHODS), metavar="METHOD",
                    help=f"of {', '.join(METHODS)} (default: {', '.join(DEFAULT_METHODS)}); full is required")
-    p.add_argument("--reference-only", nargs="*", choices=list(METHODS), default=["soft_pass"], metavar="METHOD",
-                   help="methods run at budget 1.0 only (default: soft_pass)")
-    p.add_argument("--budgets", type=float, nargs="+", default=[0.5, 0.75, 1.0, 1.5],
+    p.add_argument("--budgets", type=float, nargs="+", default=[0.5, 1.0],
                    help="fractions of the reference epochs; must include 1.0")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
+    p.add_argument("--pilot-seeds", type=int, nargs="+", default=[100, 101],
+                   help="seeds of the pilots (apart from --seeds: the pilot does not choose b=1 on the runs it judges)")
+    p.add_argument("--reference-epochs", type=int, default=None, help="skip the pilots: b=1 is this many epochs")
     p.add_argument("--regimes", nargs="+", choices=list(REGIMES), default=list(REGIMES), metavar="REGIME",
                    help=f"of {', '.join(REGIMES)} (default: both)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default outputs/benchmarks/frontier_<date>)")
@@ -321,14 +259,16 @@ def check_args(parser: argparse.ArgumentParser, args) -> None:
     """Argument errors as one line each (parser.error), before anything is composed or run."""
     if any(not math.isfinite(b) or b <= 0 for b in args.budgets):
         parser.error(f"--budgets must be positive fractions of the reference epochs, got {args.budgets}")
-    for name in ("budgets", "seeds", "methods", "regimes"):
+    for name in ("budgets", "seeds", "methods", "regimes", "pilot_seeds"):
         values = getattr(args, name)
         if len(set(values)) < len(values):
-            parser.error(f"--{name} has duplicates: {values}")
+            parser.error(f"--{name.replace('_', '-')} has duplicates: {values}")
     if 1.0 not in args.budgets:
         parser.error(f"--budgets must include 1.0 (the full-data run at 1.0 is the reference), got {args.budgets}")
-    if any(s < 0 for s in args.seeds):
-        parser.error(f"--seeds must be >= 0, got {args.seeds}")
+    if any(s < 0 for s in args.seeds + args.pilot_seeds):
+        parser.error(f"--seeds and --pilot-seeds must be >= 0, got {args.seeds} and {args.pilot_seeds}")
+    if args.reference_epochs is not None and args.reference_epochs < 1:
+        parser.error(f"--reference-epochs must be >= 1, got {args.reference_epochs}")
     if "full" not in args.methods:
         parser.error("the full-data run 'full' is the reference; keep it in --methods")
     args.budgets = sorted(args.budgets)  # the frontier runs in budget order
@@ -342,13 +282,13 @@ def main(argv=None, run_one=run_pretraining, prepare=prepare_data) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(levelname)s] %(message)s", datefmt="%H:%M:%S")
     out = args.out or REPO / "outputs" / "benchmarks" / f"frontier_{time.strftime('%Y-%m-%d')}"
     try:
-        numbers, regimes = run_benchmark(args, out, run_one, prepare)
+        numbers, regimes, pilots = run_benchmark(args, out, run_one, prepare)
     except BadInput as e:
         parser.error(str(e))
     except KeyboardInterrupt:
         raise SystemExit(f"frontier.py: interrupted; finished runs are kept in {out}: rerun the same command "
                          "to continue") from None
-    tables = write_outputs(args, out, numbers, regimes, "python benchmarks/frontier.py " + shlex.join(argv))
+    tables = write_outputs(args, out, numbers, regimes, pilots, "python benchmarks/frontier.py " + shlex.join(argv))
     print(tables)
     print(f"wrote {out}/summary.md, summary.json and frontier_<regime>.png")
 

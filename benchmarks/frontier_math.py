@@ -1,19 +1,21 @@
-"""The frontier benchmark's arithmetic and its table: pure functions of results dicts and (wall, loss) points, so
-that the tests check every number without training anything.
+"""The frontier benchmark's arithmetic and tables: pure functions of run numbers, so the tests check every number
+without training anything.
 
-A method's frontier is its (wall, loss) points across epoch budgets. Each seed is compared with the same seed's
-full-data run at budget 1.0, the reference: its final validation loss L* and its wall time T*.
+Quality is downstream: the representation probes of results.json ``final`` (``probe_linear_top1`` first). Cost is
+deterministic: ``compute.train_equivalents`` (the run's work in trained samples, FLOP-weighted), with the training
+wall time beside it. Every method is compared with the same seed's runs of ``full`` and ``random`` at the reference
+budget (b=1): per seed differences, their mean and 95% Student-t interval (attent_vision/report/stats.py).
 """
 
 import statistics
-from itertools import pairwise
 
+from attent_vision.report.stats import Interval, first_reach, mean_interval, paired_difference, paired_ratio
 
-def training_wall(result: dict) -> float:
-    """Wall seconds of a run without its validation: validation measures the model, it does not train it, so a run
-    is not charged for it (time_s["eval"] also holds the initial and final evaluations)."""
-    t = result["time_s"]
-    return t["total"] - t["eval"]
+QUALITY = ("probe_linear_top1", "probe_knn_top1", "probe_depth_delta1")  # the first is the frontier's
+LABELS = {"probe_linear_top1": "linear top-1", "probe_knn_top1": "kNN top-1", "probe_depth_delta1": "depth delta1",
+          "val_loss": "val loss"}
+WITHIN = 0.01  # "reaches full's quality": within one point of it
+COST_GOAL = 0.8  # the question: within one point at <= 0.8 of full's compute
 
 
 def selection_numbers(selections: list[dict]) -> dict:
@@ -32,121 +34,97 @@ def selection_numbers(selections: list[dict]) -> dict:
             "score_source": sorted(set(present("score_source"))) or None}
 
 
-def time_to_reference(points: list[tuple[float, float]], target: float) -> tuple[float | None, bool]:
-    """The wall time at which a frontier first reaches loss <= ``target``, and whether that is only an upper bound.
-
-    ``points``: (wall, loss) in budget order. The frontier is piecewise linear through them: at the first point
-    at or below the target, interpolate between it and the previous point. When the smallest budget is already
-    there, a smaller one might have been too, so its wall is an upper bound (flag True). (None, False) when no
-    budget reaches the target ("never")."""
-    for i, (wall, loss) in enumerate(points):
-        if loss > target:
-            continue
-        if loss == target or i == 0:  # exact: w0 + (w1 - w0) * 1.0 need not round back to w1
-            return wall, i == 0
-        w0, l0 = points[i - 1]  # l0 > target >= loss, so the division is safe
-        return w0 + (wall - w0) * (l0 - target) / (l0 - loss), False
-    return None, False
+def per_seed(runs: dict, seeds: list[int], budget: float, method: str, key: str) -> dict[int, float]:
+    """seed -> ``key`` of the method's run at ``budget`` (seeds without that run are left out)."""
+    return {s: runs[(s, budget, method)][key] for s in seeds if (s, budget, method) in runs}
 
 
-def loss_at_wall(points: list[tuple[float, float]], wall: float) -> float | None:
-    """The frontier's loss at ``wall``, interpolated linearly between its points ordered by wall; None outside the
-    points' wall range (no extrapolation)."""
-    points = sorted(points)
-    for (w0, l0), (w1, l1) in pairwise(points):
-        if w0 == wall:
-            return l0
-        if w0 < wall < w1:
-            return l0 + (l1 - l0) * (wall - w0) / (w1 - w0)
-    if points and points[-1][0] == wall:
-        return points[-1][1]
-    return None
+def interval_or_none(compute, *args, **kwargs) -> Interval | None:
+    try:
+        return compute(*args, **kwargs)
+    except ValueError:  # no seed has both values
+        return None
 
 
-def stat(values: list[float | None]) -> dict:
-    """Mean, sample standard deviation (None with fewer than two values) and count of the values that exist."""
-    present = [v for v in values if v is not None]
-    return {"mean": statistics.fmean(present) if present else None,
-            "std": statistics.stdev(present) if len(present) > 1 else None, "n": len(present)}
-
-
-def seed_numbers(runs: dict, seed: int, method: str, budgets: list[float]) -> dict:
-    """One method's numbers for one seed, relative to that seed's full-data run at budget 1.0.
-
-    ``runs``: (seed, budget, method) -> run numbers (``wall_s``, ``val_loss``, ``samples_seen``, ``scoring_s``,
-    ``downstream``); budgets a method did not run at are absent."""
-    ref = runs[(seed, 1.0, "full")]
-    mine = [runs[(seed, b, method)] for b in budgets if (seed, b, method) in runs]
-    points = [(r["wall_s"], r["val_loss"]) for r in mine]
-    reached, upper = time_to_reference(points, ref["val_loss"])
-    at_ref = runs[(seed, 1.0, method)]
-    return {
-        "time_to_reference": None if reached is None else reached / ref["wall_s"],
-        "upper_bound": upper,
-        "loss_at_reference_wall": loss_at_wall(points, ref["wall_s"]),
-        "wall_vs_full": at_ref["wall_s"] / ref["wall_s"],
-        "val_loss": at_ref["val_loss"],
-        "scoring_share": at_ref["scoring_s"] / at_ref["wall_s"],
-        "samples_seen_vs_full": at_ref["samples_seen"] / ref["samples_seen"],
-        "downstream": dict(at_ref.get("downstream") or {}),
-    }
+def cost_to_reach(runs: dict, seed: int, method: str, budgets: list[float], target: float
+                  ) -> tuple[float | None, bool]:
+    """(compute at which the method's frontier first reaches quality ``target``, as a fraction of the same seed's
+    full-data compute at b=1; whether that is only an upper bound: reached at its smallest budget already)."""
+    points = [(runs[(seed, b, method)]["train_equivalents"], runs[(seed, b, method)][QUALITY[0]])
+              for b in budgets if (seed, b, method) in runs]
+    cost, upper = first_reach(points, target, higher_is_better=True)
+    return (None if cost is None else cost / runs[(seed, 1.0, "full")]["train_equivalents"]), upper
 
 
 def summarise(runs: dict, methods: list[str], budgets: list[float], seeds: list[int]) -> dict:
-    """Per method: the per-seed numbers, their mean ± std over seeds (``n`` = seeds that have the number, e.g.
-    that reached full's loss), and per budget the mean ± std of (wall, loss) for the plot; plus full's reference
-    loss and wall."""
+    """Per method: at b=1 the cost ratios and each quality's mean interval, paired differences against random and
+    full; along its budgets, the compute it needs to get within one point of full's quality; per budget the mean
+    (cost, quality) points for the plot. ``runs``: (seed, budget, method) -> run numbers (``run_numbers``)."""
     budgets = sorted(budgets)
-    out = {"reference": {"val_loss": stat([runs[(s, 1.0, "full")]["val_loss"] for s in seeds]),
-                         "wall_s": stat([runs[(s, 1.0, "full")]["wall_s"] for s in seeds])},
-           "methods": {}}
+    full = {s: runs[(s, 1.0, "full")] for s in seeds if (s, 1.0, "full") in runs}
+    out = {"methods": {}, "reference": {q: interval_or_none(mean_interval, [r[q] for r in full.values()])
+                                        for q in QUALITY}}
     for method in methods:
-        per_seed = {seed: seed_numbers(runs, seed, method, budgets) for seed in seeds}
-        rows = list(per_seed.values())
-        entry = {"seeds": len(seeds), "per_seed": per_seed}
-        for key in ("time_to_reference", "loss_at_reference_wall", "wall_vs_full", "val_loss", "scoring_share",
-                    "samples_seen_vs_full"):
-            entry[key] = stat([r[key] for r in rows])
-        # An upper bound in any seed makes the mean one too (that seed's true value is at most its number).
-        entry["time_to_reference"]["upper_bound"] = any(r["upper_bound"] for r in rows)
-        columns = sorted({c for r in rows for c in r["downstream"]})
-        entry["downstream"] = {c: stat([r["downstream"].get(c) for r in rows]) for c in columns}
+        entry = {"seeds": sum((s, 1.0, method) in runs for s in seeds)}
+        for key, base in (("compute_vs_full", "train_equivalents"), ("wall_vs_full", "wall_s")):
+            entry[key] = interval_or_none(paired_ratio, per_seed(runs, seeds, 1.0, method, base),
+                                          {s: r[base] for s, r in full.items()})
+        entry["quality"] = {q: interval_or_none(mean_interval, per_seed(runs, seeds, 1.0, method, q).values())
+                            for q in (*QUALITY, "val_loss")}
+        for other in ("random", "full"):
+            entry[f"vs_{other}"] = {q: interval_or_none(paired_difference, per_seed(runs, seeds, 1.0, method, q),
+                                                        per_seed(runs, seeds, 1.0, other, q))
+                                    for q in QUALITY} if other in methods else {}
+        reach = {s: cost_to_reach(runs, s, method, budgets, full[s][QUALITY[0]] - WITHIN) for s in full}
+        reached = {s: c for s, (c, _) in reach.items() if c is not None}
+        entry["reach"] = {"cost": interval_or_none(mean_interval, reached.values()) if reached else None,
+                          "seeds_reached": len(reached), "upper_bound": any(u for _, u in reach.values()),
+                          "seeds_within_goal": sum(c <= COST_GOAL for c in reached.values()), "per_seed": reach}
         entry["budgets"] = [
-            {"budget": b, "wall_s": stat([runs[(s, b, method)]["wall_s"] for s in seeds]),
-             "val_loss": stat([runs[(s, b, method)]["val_loss"] for s in seeds])}
-            for b in budgets if all((s, b, method) in runs for s in seeds)]
+            {"budget": b, **{k: statistics.fmean(r[k] for r in rs) for k in ("train_equivalents", "wall_s", *QUALITY)},
+             "quality_std": statistics.stdev(r[QUALITY[0]] for r in rs) if len(rs) > 1 else 0.0}
+            for b in budgets if (rs := [runs[(s, b, method)] for s in seeds if (s, b, method) in runs])]
         out["methods"][method] = entry
     return out
 
 
-COLUMNS = [  # (header, key in a method's summary, digits)
-    ("wall vs full (b=1)", "wall_vs_full", 3),
-    ("time to full's loss (vs full's wall)", "time_to_reference", 3),
-    ("val loss at full's wall", "loss_at_reference_wall", 4),
-    ("final val loss (b=1)", "val_loss", 4),
-    ("scoring share of wall (b=1)", "scoring_share", 3),
-    ("samples seen vs full (b=1)", "samples_seen_vs_full", 3),
-]
+def cell(interval: Interval | None, scale: float = 1.0, digits: int = 2, signed: bool = False) -> str:
+    return "-" if interval is None else interval.format(scale, digits, signed)
 
 
-def cell(s: dict, digits: int, seeds: int, missing: str = "-") -> str:
-    """mean ± std of a ``stat``; "<= " for an upper bound, "(k/n seeds)" when not every seed has the number."""
-    if not s["n"]:
-        return missing
-    text = f"{s['mean']:.{digits}f}" + (f" ± {s['std']:.{digits}f}" if s["std"] is not None else "")
-    if s.get("upper_bound"):
-        text = "<= " + text
-    return text + (f" ({s['n']}/{seeds} seeds)" if s["n"] < seeds else "")
+def reach_cell(reach: dict, seeds: int) -> str:
+    """Mean compute to reach full's quality within one point (vs full's), its interval, and how many seeds did
+    (at all, and at <= 0.8 of full's compute); "never" when no seed did."""
+    if not reach["seeds_reached"]:
+        return "never"
+    text = ("<= " if reach["upper_bound"] else "") + cell(reach["cost"], digits=3)
+    return f"{text}; reached {reach['seeds_reached']}/{seeds}, at <= {COST_GOAL} {reach['seeds_within_goal']}/{seeds}"
 
 
-def to_markdown(summary: dict, downstream_columns: list[str] = ()) -> str:
-    """One regime's table: a row per method, then one column per downstream metric asked for (in percent)."""
-    columns = list(downstream_columns)
-    lines = ["| method | seeds | " + " | ".join([h for h, _, _ in COLUMNS] + columns) + " |",
-             "|" + "---|" * (2 + len(COLUMNS) + len(columns))]
+def to_markdown(summary: dict, seeds: int) -> str:
+    """One regime's tables: costs and quality at b=1, then the paired differences against random and full."""
+    head = ["method", "seeds", "compute vs full (b=1)", "wall vs full (b=1)", "linear top-1 % (b=1)",
+            "kNN top-1 % (b=1)", "depth delta1 % (b=1)", "compute to reach full's linear top-1 - 1 point (vs full)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, m in summary["methods"].items():
-        cells = [method, str(m["seeds"])]
-        cells += [cell(m[k], d, m["seeds"], "never" if k == "time_to_reference" else "-") for _, k, d in COLUMNS]
-        cells += [cell(m["downstream"].get(c, {"n": 0}), 1, m["seeds"]) for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
+        q = m["quality"]
+        lines.append("| " + " | ".join([
+            method, str(m["seeds"]), cell(m["compute_vs_full"], digits=3), cell(m["wall_vs_full"], digits=3),
+            cell(q["probe_linear_top1"], 100, 1), cell(q["probe_knn_top1"], 100, 1),
+            cell(q["probe_depth_delta1"], 100, 1), reach_cell(m["reach"], seeds)]) + " |")
+    diff_head = ["method"] + [f"{LABELS[k]} vs {other} (points)" for other in ("random", "full") for k in QUALITY]
+    lines += ["", "| " + " | ".join(diff_head) + " |", "|" + "---|" * len(diff_head)]
+    for method, m in summary["methods"].items():
+        cells = [cell(m[f"vs_{other}"].get(k), 100, 2, signed=True) for other in ("random", "full") for k in QUALITY]
+        lines.append("| " + " | ".join([method, *cells]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def plateau(curves: dict[int, list[tuple[int, float]]], within: float = WITHIN) -> tuple[int, list]:
+    """The pilot's answer: ``curves`` (seed -> [(epoch, quality)] of full-data runs probed every few epochs) ->
+    (the first probed epoch whose quality, averaged over the seeds, is within ``within`` of the best average, the
+    averaged curve [(epoch, mean quality)])."""
+    epochs = sorted(set.intersection(*(set(e for e, _ in c) for c in curves.values())))
+    mean = [(e, statistics.fmean(dict(c)[e] for c in curves.values())) for e in epochs]
+    best = max(q for _, q in mean)
+    return next(e for e, q in mean if q >= best - within), mean

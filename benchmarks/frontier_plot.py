@@ -1,5 +1,5 @@
-"""The frontier plot: validation loss against training wall time, one line per method through its mean points
-across epoch budgets, with the spread over seeds as a band."""
+"""The frontier plot: linear-probe top-1 against compute (in full-data training samples), one line per method
+through its mean points across budgets, with the spread over seeds as error bars."""
 
 from pathlib import Path
 
@@ -14,25 +14,20 @@ def plot_frontier(summary: dict, path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for method, entry in summary["methods"].items():
         points = entry["budgets"]
-        walls = [p["wall_s"]["mean"] for p in points]
-        losses = [p["val_loss"]["mean"] for p in points]
-        wall_std = [p["wall_s"]["std"] or 0.0 for p in points]
-        loss_std = [p["val_loss"]["std"] or 0.0 for p in points]
-        if len(points) == 1:  # a reference-only method: one point, its spread over seeds in both directions
-            line = ax.errorbar(walls, losses, xerr=wall_std, yerr=loss_std, fmt="D", capsize=3, label=method)
-            color = line[0].get_color()
-        else:
-            (line,) = ax.plot(walls, losses, "o-", label=method)
-            color = line.get_color()
-            ax.fill_between(walls, [m - s for m, s in zip(losses, loss_std)],
-                            [m + s for m, s in zip(losses, loss_std)], color=color, alpha=0.15, linewidth=0)
-        for p, x, y in zip(points, walls, losses):
+        costs = [p["train_equivalents"] for p in points]
+        quality = [100 * p["probe_linear_top1"] for p in points]
+        spread = [100 * p["quality_std"] for p in points]
+        line = ax.errorbar(costs, quality, yerr=spread, fmt="o-", capsize=3, label=method)
+        for p, x, y in zip(points, costs, quality):
             ax.annotate(f"{p['budget']:g}x", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7,
-                        color=color)
-    reference = summary["reference"]["val_loss"]["mean"]
-    ax.axhline(reference, color="gray", linestyle="--", linewidth=1, label=f"full data at 1x ({reference:.4f})")
-    ax.set_xlabel("wall time (s, excluding validation)")
-    ax.set_ylabel("final validation loss")
+                        color=line[0].get_color())
+    reference = summary["reference"]["probe_linear_top1"]
+    if reference is not None:
+        ax.axhline(100 * reference.mean, color="gray", linestyle="--", linewidth=1,
+                   label=f"full data at 1x ({100 * reference.mean:.1f}%)")
+        ax.axhline(100 * reference.mean - 1, color="gray", linestyle=":", linewidth=1, label="full data - 1 point")
+    ax.set_xlabel("compute (training-sample equivalents: training + scoring + reference model)")
+    ax.set_ylabel("linear-probe top-1 (%)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

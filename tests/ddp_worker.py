@@ -6,6 +6,8 @@ samples this rank trained per epoch, and the samples it scored.
 runs every scenario of the JSON list ``[{"name": ..., "run_dir": ..., "overrides": [...]}, ...]`` one after the
 other in the same two processes (one launch, one process group, one import of torch for all of them) and writes
 ``OUT_DIR/<name>/rank<r>.json``. The single-process references call :func:`record_run` in the test process itself.
+A scenario with ``"probes_only": true`` trains nothing: it probes one seeded encoder with the features sharded
+over the ranks and, in the same process, with one rank's features alone (:func:`record_probes`).
 """
 
 import json
@@ -48,10 +50,32 @@ def record_run(overrides: list[str], run_dir: str | Path) -> dict:
     return json.loads(json.dumps(record))  # epoch keys as strings, as the launched ranks write them
 
 
+def record_probes(overrides: list[str]) -> dict:
+    """The probes of ``overrides`` on a seeded, untrained encoder: sharded across the process group's ranks, and
+    computed by this process alone."""
+    import torch
+
+    from attent_vision.engine.distributed import all_gather_cat, init_distributed
+    from attent_vision.models import create_model
+    from attent_vision.probes.suite import ProbeSuite
+
+    cfg = compose_train(overrides)
+    dist = init_distributed("cpu")
+    torch.manual_seed(0)
+    model = create_model(cfg.model.name, image_size=cfg.model.image_size).eval()
+    sharded = ProbeSuite(cfg.probe, cfg.model.image_size, rank=dist.rank, world_size=dist.world_size,
+                         gather=lambda x: all_gather_cat(x, dist))
+    return {"rank": dist.rank, "sharded": sharded.run(model), "alone": ProbeSuite(cfg.probe, cfg.model.image_size)
+            .run(model)}
+
+
 if __name__ == "__main__":
     out_dir, scenarios = Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text())
     for scenario in scenarios:
-        record = record_run(scenario["overrides"], scenario["run_dir"])
+        if scenario.get("probes_only"):
+            record = record_probes(scenario["overrides"])
+        else:
+            record = record_run(scenario["overrides"], scenario["run_dir"])
         folder = out_dir / scenario["name"]
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"rank{record['rank']}.json").write_text(json.dumps(record))

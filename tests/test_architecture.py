@@ -1,5 +1,5 @@
-"""The layering of the package, checked from its source: no import cycle, the teaching core imports no engine or
-stage, the stages do not import each other, and no module grows past a size a reader can hold."""
+"""The layering of the package, checked from its source: no import cycle, the teaching core and the probes import
+no engine or stage, the stages do not import each other, and no module grows past a size a reader can hold."""
 
 import ast
 from pathlib import Path
@@ -98,6 +98,14 @@ def test_teaching_imports_no_engine_no_stage_no_model_no_data():
     forbidden = ("attent_vision.engine", "attent_vision.pretraining", "attent_vision.finetuning",
                  "attent_vision.models", "attent_vision.data", "attent_vision.config", "attent_vision.cli")
     for module, runs in _executes("attent_vision.teaching").items():
+        bad = sorted(t for t in runs if t.startswith(forbidden))
+        assert not bad, f"{module} imports {bad}"
+
+
+def test_probes_import_no_engine_no_stage_no_teaching():
+    forbidden = ("attent_vision.engine", "attent_vision.pretraining", "attent_vision.finetuning",
+                 "attent_vision.teaching", "attent_vision.config", "attent_vision.cli")
+    for module, runs in _executes("attent_vision.probes").items():
         bad = sorted(t for t in runs if t.startswith(forbidden))
         assert not bad, f"{module} imports {bad}"
 

@@ -14,6 +14,9 @@ SMOKE = ["debug=smoke", "trainer.epochs=7"]
 TWO_RANKS = ["trainer.micro_batch_size=8"]  # micro-batch 8 on each of 2 ranks == one process with the global batch 16
 # Free scores with their refresh of the stalest; the cost cap off (its decisions depend on measured time).
 FREE = ["teaching.score_source=training", "teaching.max_scoring_fraction=null"]
+# The probes on a small embedded probe set (chunks of probe.batch_size images dealt to the ranks in turn).
+PROBES = ["probe=standard", "probe.k=5", "probe.embedded.train_per_class=6", "probe.embedded.val_per_class=5",
+          "probe.embedded.nyu_train=10", "probe.embedded.nyu_test=6"]
 NEW_OPTIONS = {
     "learnability_unbiased": ["selection=soft", "teaching.score=learnability", "selection.reweight=unbiased",
                               "teaching.reference_epochs=2"],
@@ -26,7 +29,9 @@ SCENARIOS = {
     "free": [*FREE, "selection=hard"],
     **{name: [*FREE, *options] for name, options in NEW_OPTIONS.items()},
     "capped": ["teaching.score_source=training", "teaching.max_scoring_fraction=1e-9", "selection=hard"],
+    "probed": PROBES,
 }
+PROBES_ONLY = {"probes_only": [*PROBES, "probe.batch_size=7"]}  # chunks of 7: an odd count per rank
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +40,15 @@ def two_ranks(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     runs = [{"name": name, "run_dir": str(tmp / name), "overrides": [*SMOKE, *TWO_RANKS, *overrides]}
             for name, overrides in SCENARIOS.items()]
+    runs += [{"name": name, "probes_only": True, "overrides": [*SMOKE, *overrides]}
+             for name, overrides in PROBES_ONLY.items()]
     (tmp / "scenarios.json").write_text(json.dumps(runs))
     done = run_cli(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                     str(REPO / "tests" / "ddp_worker.py"), str(tmp / "out"), str(tmp / "scenarios.json")],
                    env={"OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     return {name: ([json.loads((tmp / "out" / name / f"rank{r}.json").read_text()) for r in range(2)], tmp / name)
-            for name in SCENARIOS}
+            for name in [*SCENARIOS, *PROBES_ONLY]}
 
 
 def one_process(tmp_path, name, overrides):
@@ -143,3 +150,24 @@ def test_the_scoring_cap_decides_the_same_on_both_ranks(two_ranks):
     assert ranks[0]["scored"] == ranks[1]["scored"] == []
     results = json.loads((run_dir / "results.json").read_text())
     assert [s["refresh_decision"] for s in results["selections"]] == ["skipped by cap"] * 2
+
+
+def test_probes_give_the_same_numbers_sharded_over_two_ranks_as_in_one_process(two_ranks):
+    """The probe features are encoded in chunks dealt to the ranks and gathered: the numbers equal those of one
+    process encoding every chunk itself, to the bit, on both ranks."""
+    (rank0, rank1), _ = two_ranks["probes_only"]
+    assert set(rank0["sharded"]) == {"probe_knn_top1", "probe_linear_top1", "probe_depth_delta1",
+                                     "probe_depth_abs_rel"}
+    assert rank0["sharded"] == rank0["alone"] == rank1["sharded"] == rank1["alone"]
+
+
+
+def test_probes_and_compute_of_a_two_rank_pretraining_match_one_process(tmp_path, two_ranks):
+    """Inside training too: both ranks report the same probes, and results.json's compute (counts over ranks,
+    FLOPs per sample whatever the micro-batch) equals one process's."""
+    _, single_dir = one_process(tmp_path, "single", SCENARIOS["probed"])
+    ranks, ddp_dir = two_ranks["probed"]
+    probes = [{k: v for k, v in r["history"][-1].items() if k.startswith("probe_")} for r in ranks]
+    assert probes[0] == probes[1] and len(probes[0]) == 4
+    one, two = (json.loads((d / "results.json").read_text())["compute"] for d in (single_dir, ddp_dir))
+    assert one == two and one["probe_samples"] == 10 * 11 + 16 and one["scored_samples"] > 0

@@ -1,5 +1,6 @@
-"""The frontier benchmark without training: its arithmetic on hand-made results, its bad-input messages, and its
-resumability with a fake runner in place of pretraining."""
+"""The downstream frontier benchmark without training: its arithmetic on hand-made results (paired differences,
+cost ratios, compute to reach full's quality, the pilot's plateau), its bad-input messages, and its resumability
+with a fake runner in place of pretraining."""
 
 import importlib.util
 import json
@@ -18,116 +19,93 @@ def load(name):
 
 fm = load("frontier_math")
 frontier = load("frontier")
+T_975_2 = 4.302652729911275  # Student t, 97.5% quantile, 2 degrees of freedom
 
 
-def result(wall, loss, *, eval_s=1.0, scoring=0.0, seen=100, status="completed", selections=()):
-    """A minimal results dict: ``wall`` is the training wall (total minus validation)."""
-    return {"status": status, "time_s": {"total": wall + eval_s, "eval": eval_s, "scoring": scoring},
-            "final": {"val_loss": loss}, "samples_seen": seen, "selections": list(selections)}
+def result(linear, cost, *, wall=None, knn=0.2, depth=0.7, loss=1.0, eval_s=1.0, probe_s=0.5, scoring=0.0,
+           status="completed", history=()):
+    """A minimal results dict: ``wall`` is the training wall (total minus validation and probes)."""
+    wall = cost / 10 if wall is None else wall
+    return {"status": status, "final": {"val_loss": loss, "probe_linear_top1": linear, "probe_knn_top1": knn,
+                                        "probe_depth_delta1": depth},
+            "time_s": {"total": wall + eval_s + probe_s, "eval": eval_s, "probe": probe_s, "scoring": scoring},
+            "compute": {"train_equivalents": cost}, "samples_seen": int(cost), "selections": [],
+            "history": list(history)}
 
 
 def numbers(table):
-    """{(seed, budget, method): (wall, loss, extra kwargs)} -> run numbers, through the script's own extraction."""
-    return {key: frontier.run_numbers(result(wall, loss, **extra)) for key, (wall, loss, extra) in table.items()}
+    """{(seed, budget, method): (linear top-1, compute, extra kwargs)} -> run numbers via the script's extraction."""
+    return {key: frontier.run_numbers(result(linear, cost, **extra)) for key, (linear, cost, extra) in table.items()}
 
 
-def test_training_wall_leaves_out_validation():
-    assert fm.training_wall(result(7.5, 1.0, eval_s=2.5)) == 7.5
+def test_training_wall_leaves_out_validation_and_probes():
+    assert frontier.training_wall(result(0.3, 100.0, wall=7.5, eval_s=2.5, probe_s=1.0)) == 7.5
 
 
-def test_time_to_reference_interpolates_between_budgets():
-    assert fm.time_to_reference([(10.0, 3.0), (20.0, 2.0), (30.0, 1.0)], 1.5) == (25.0, False)
-    # Not monotone: the first budget at or below the target counts.
-    assert fm.time_to_reference([(10.0, 3.0), (20.0, 1.0), (30.0, 2.0)], 1.5) == (17.5, False)
-
-
-def test_time_to_reference_upper_bound_and_never():
-    assert fm.time_to_reference([(10.0, 1.0), (20.0, 0.8)], 1.5) == (10.0, True)
-    assert fm.time_to_reference([(10.0, 3.0), (20.0, 2.0)], 1.0) == (None, False)
-    assert fm.time_to_reference([], 1.0) == (None, False)
-
-
-def test_loss_at_wall_interpolates_inside_the_range_only():
-    points = [(30.0, 1.0), (10.0, 3.0), (20.0, 2.0)]  # sorted by wall inside
-    assert fm.loss_at_wall(points, 15.0) == 2.5
-    assert fm.loss_at_wall(points, 20.0) == 2.0
-    assert fm.loss_at_wall(points, 30.0) == 1.0
-    assert fm.loss_at_wall(points, 5.0) is None
-    assert fm.loss_at_wall(points, 35.0) is None
-    assert fm.loss_at_wall([(10.0, 1.0)], 12.0) is None
-
-
-TWO_SEEDS = {
-    (0, 0.5, "full"): (50.0, 2.0, {}), (0, 1.0, "full"): (100.0, 1.0, {"seen": 200}),
-    (0, 1.5, "full"): (150.0, 0.9, {}),
-    (1, 0.5, "full"): (60.0, 2.0, {}), (1, 1.0, "full"): (120.0, 1.2, {"seen": 200}),
-    (1, 1.5, "full"): (180.0, 1.1, {}),
-    # hard reaches full's loss in seed 0 (between 0.5 and 1.0), never in seed 1.
-    (0, 0.5, "hard"): (40.0, 1.5, {}), (0, 1.0, "hard"): (80.0, 0.5, {"scoring": 8.0, "seen": 150}),
-    (0, 1.5, "hard"): (120.0, 0.4, {}),
-    (1, 0.5, "hard"): (50.0, 1.6, {}), (1, 1.0, "hard"): (100.0, 1.3, {"scoring": 5.0, "seen": 150}),
-    (1, 1.5, "hard"): (150.0, 1.25, {}),
+THREE_SEEDS = {
+    **{(s, 0.5, "full"): (q, 500.0, {}) for s, q in enumerate([0.30, 0.31, 0.29])},
+    **{(s, 1.0, "full"): (q, 1000.0, {"knn": k})
+       for s, (q, k) in enumerate([(0.40, 0.25), (0.42, 0.26), (0.38, 0.24)])},
+    **{(s, 0.5, "random"): (q, 380.0, {}) for s, q in enumerate([0.28, 0.29, 0.27])},
+    **{(s, 1.0, "random"): (q, 760.0, {"knn": 0.2}) for s, q in enumerate([0.37, 0.40, 0.37])},
+    # soft: costs more than random (scoring) and is better than random by 2, 1 and 2 points.
+    **{(s, 0.5, "soft"): (q, 450.0, {}) for s, q in enumerate([0.36, 0.30, 0.33])},
+    **{(s, 1.0, "soft"): (q, 900.0, {"knn": 0.2}) for s, q in enumerate([0.39, 0.41, 0.39])},
 }
 
 
-def test_full_reaches_its_own_loss_at_exactly_its_own_wall():
-    summary = fm.summarise(numbers(TWO_SEEDS), ["full"], [0.5, 1.0, 1.5], [0, 1])
-    full = summary["methods"]["full"]
-    for seed in (0, 1):
-        row = full["per_seed"][seed]
-        assert row["time_to_reference"] == 1.0 and not row["upper_bound"]
-        assert row["wall_vs_full"] == 1.0 and row["samples_seen_vs_full"] == 1.0
-        assert row["loss_at_reference_wall"] == TWO_SEEDS[(seed, 1.0, "full")][1]
-    assert full["time_to_reference"] == {"mean": 1.0, "std": 0.0, "n": 2, "upper_bound": False}
-    assert summary["reference"]["val_loss"]["mean"] == pytest.approx(1.1)
+def test_paired_differences_and_cost_ratios_per_seed():
+    summary = fm.summarise(numbers(THREE_SEEDS), ["full", "random", "soft"], [0.5, 1.0], [0, 1, 2])
+    soft = summary["methods"]["soft"]
+    diff = soft["vs_random"]["probe_linear_top1"]
+    std = ((2 * (1 / 3) ** 2 + (2 / 3) ** 2) / 2) ** 0.5 / 100  # of the differences 0.02, 0.01, 0.02
+    assert diff.mean == pytest.approx(0.05 / 3) and diff.n == 3 and diff.std == pytest.approx(std)
+    assert diff.low == pytest.approx(0.05 / 3 - T_975_2 * std / 3 ** 0.5)
+    assert soft["vs_full"]["probe_linear_top1"].mean == pytest.approx((-0.01 - 0.01 + 0.01) / 3)
+    assert soft["vs_random"]["probe_knn_top1"].mean == pytest.approx(0.0)
+    assert soft["compute_vs_full"].mean == pytest.approx(0.9) and soft["compute_vs_full"].std == 0.0
+    assert summary["methods"]["random"]["vs_random"]["probe_linear_top1"].mean == 0.0
+    assert summary["reference"]["probe_linear_top1"].mean == pytest.approx(0.40)
 
 
-def test_summary_over_seeds_counts_the_seeds_that_reached():
-    summary = fm.summarise(numbers(TWO_SEEDS), ["full", "hard"], [1.5, 0.5, 1.0], [0, 1])
-    hard = summary["methods"]["hard"]
-    assert hard["per_seed"][0]["time_to_reference"] == pytest.approx((40.0 + 40.0 * 0.5 / 1.0) / 100.0)
-    assert hard["per_seed"][1]["time_to_reference"] is None
-    assert hard["time_to_reference"] == {"mean": pytest.approx(0.6), "std": None, "n": 1, "upper_bound": False}
-    assert hard["wall_vs_full"]["mean"] == pytest.approx((0.8 + 100 / 120) / 2)
-    assert hard["wall_vs_full"]["std"] == pytest.approx(abs(0.8 - 100 / 120) / 2 ** 0.5)
-    assert hard["per_seed"][0]["loss_at_reference_wall"] == pytest.approx(0.45)  # 100 s: between 80 s and 120 s
-    assert hard["per_seed"][1]["loss_at_reference_wall"] == pytest.approx(1.3 - 0.05 * 20 / 50)
-    assert hard["scoring_share"]["mean"] == pytest.approx((0.1 + 0.05) / 2)
-    assert hard["samples_seen_vs_full"] == {"mean": 0.75, "std": 0.0, "n": 2}
-    assert [b["budget"] for b in hard["budgets"]] == [0.5, 1.0, 1.5]
-    assert hard["budgets"][0]["wall_s"] == {"mean": 45.0, "std": pytest.approx(50 ** 0.5), "n": 2}
-    table = fm.to_markdown(summary)
-    assert "| hard | 2 | 0.817 ± 0.024 | 0.600 (1/2 seeds) |" in table
-    assert "| full | 2 | 1.000 ± 0.000 | 1.000 ± 0.000 |" in table
+def test_compute_to_reach_full_within_one_point():
+    summary = fm.summarise(numbers(THREE_SEEDS), ["full", "random", "soft"], [0.5, 1.0], [0, 1, 2])
+    soft, random = summary["methods"]["soft"]["reach"], summary["methods"]["random"]["reach"]
+    # seed 0: target 0.39, soft is at 0.36 at 450 and 0.39 at 900 -> 900 / 1000; seed 1: target 0.41 -> 0.9;
+    # seed 2: target 0.37, reached between 450 (0.33) and 900 (0.39): 450 + 450 * 0.04 / 0.06 = 750.
+    expected = [0.9, 0.9, 0.75]
+    assert [soft["per_seed"][s][0] for s in range(3)] == pytest.approx(expected)
+    assert soft["seeds_reached"] == 3 and soft["seeds_within_goal"] == 1 and not soft["upper_bound"]
+    assert random["seeds_reached"] == 1 and random["per_seed"][2][0] == pytest.approx(0.76)  # only seed 2
+    assert summary["methods"]["full"]["reach"]["per_seed"][0][0] == pytest.approx(
+        (500 + 500 * 0.09 / 0.10) / 1000)  # full reaches its own b=1 quality minus a point just before b=1
+    table = fm.to_markdown(summary, 3)
+    assert "| random | 3 | 0.760 [0.760, 0.760] (n=3) |" in table
+    assert "reached 1/3, at <= 0.8 1/3" in table and "reached 3/3, at <= 0.8 1/3" in table
+    half = 100 * T_975_2 * ((2 * (1 / 3) ** 2 + (2 / 3) ** 2) / 2) ** 0.5 / 100 / 3 ** 0.5
+    assert f"| soft | +1.67 [{5 / 3 - half:+.2f}, {5 / 3 + half:+.2f}] (n=3) |" in table
 
 
-def test_upper_bound_never_and_reference_only_in_the_table():
-    runs = numbers({
-        (0, 0.5, "full"): (50.0, 2.0, {}), (0, 1.0, "full"): (100.0, 1.0, {}),
-        (0, 0.5, "soft"): (30.0, 0.9, {}), (0, 1.0, "soft"): (60.0, 0.8, {}),  # already there at 0.5
-        (0, 0.5, "random"): (40.0, 2.5, {}), (0, 1.0, "random"): (80.0, 1.5, {}),  # never
-        (0, 1.0, "soft_pass"): (130.0, 0.95, {"scoring": 26.0}),  # reference budget only
-    })
-    summary = fm.summarise(runs, ["full", "soft", "random", "soft_pass"], [0.5, 1.0], [0])
-    methods = summary["methods"]
-    assert methods["soft"]["time_to_reference"] == {"mean": 0.3, "std": None, "n": 1, "upper_bound": True}
-    assert methods["random"]["time_to_reference"]["n"] == 0
-    assert methods["soft_pass"]["time_to_reference"]["upper_bound"]  # its one point is below L*
-    assert len(methods["soft_pass"]["budgets"]) == 1 and methods["soft_pass"]["loss_at_reference_wall"]["n"] == 0
-    table = fm.to_markdown(summary)
-    assert "| soft | 1 | 0.600 | <= 0.300 |" in table
-    assert "| random | 1 | 0.800 | never |" in table
-    assert "| soft_pass | 1 | 1.300 | <= 1.300 | - | 0.9500 | 0.200 |" in table
+def test_a_method_that_never_gets_there_and_one_already_there_at_its_smallest_budget():
+    runs = numbers({(0, 0.5, "full"): (0.30, 500.0, {}), (0, 1.0, "full"): (0.40, 1000.0, {}),
+                    (0, 0.5, "early"): (0.45, 300.0, {}), (0, 1.0, "early"): (0.46, 600.0, {}),
+                    (0, 0.5, "never"): (0.20, 300.0, {}), (0, 1.0, "never"): (0.30, 600.0, {})})
+    summary = fm.summarise(runs, ["full", "early", "never"], [0.5, 1.0], [0])
+    early, never = summary["methods"]["early"], summary["methods"]["never"]
+    assert early["reach"]["upper_bound"] and early["reach"]["per_seed"][0] == (0.3, True)
+    assert never["reach"]["seeds_reached"] == 0 and never["reach"]["cost"] is None
+    assert early["vs_random"] == {}  # no random runs in this summary
+    table = fm.to_markdown(summary, 1)
+    assert "| early | 1 | 0.600 (n=1, no interval) |" in table and "<= 0.300 (n=1, no interval)" in table
+    assert "| 30.0 (n=1, no interval) | 20.0 (n=1, no interval) | 70.0 (n=1, no interval) | never |" in table
 
 
-def test_selection_numbers_read_old_and_new_records():
-    old = [{"scoring_s": 2.0, "samples_scored": 64}]
-    new = [{"scoring_s": 1.0, "samples_scored": 16, "score_age_mean": 2.0, "score_age_max": 5,
-            "score_source": "training"}]
-    got = fm.selection_numbers(old + new)
-    assert got == {"count": 2, "scoring_s": 3.0, "samples_scored": 80, "score_age_mean": 2.0,
-                   "score_age_max": 5, "score_source": ["training"]}
-    assert fm.selection_numbers(old)["score_age_mean"] is None
+def test_the_pilot_plateau_is_the_first_epoch_within_one_point_of_the_best_mean():
+    curves = {100: [(5, 0.30), (10, 0.36), (15, 0.37), (20, 0.38)],
+              101: [(5, 0.30), (10, 0.34), (15, 0.38), (20, 0.37)]}
+    epoch, mean = fm.plateau(curves)
+    assert [e for e, _ in mean] == [5, 10, 15, 20] and mean[1][1] == pytest.approx(0.35)
+    assert epoch == 15  # best mean 0.375 (epochs 15 and 20); 10's 0.35 is more than a point below
 
 
 def forbidden(*_):
@@ -138,27 +116,31 @@ def forbidden(*_):
     (["--budgets", "0", "1"], "--budgets must be positive"),
     (["--budgets", "0.5", "0.5", "1"], "--budgets has duplicates"),
     (["--budgets", "0.5", "0.75"], "--budgets must include 1.0"),
-    (["--seeds", "-1"], "--seeds must be >= 0"),
-    (["--seeds", "0", "0"], "--seeds has duplicates"),
+    (["--seeds", "-1"], "--seeds and --pilot-seeds must be >= 0"),
+    (["--pilot-seeds", "3", "3"], "--pilot-seeds has duplicates"),
+    (["--reference-epochs", "0"], "--reference-epochs must be >= 1"),
     (["--methods", "full", "magic"], "invalid choice: 'magic' ... 'soft_pass'"),  # the valid ones listed
-    (["--regimes", "fast"], "invalid choice: 'fast' ... 'many_epochs'"),
-    (["--methods", "hard", "soft"], "'full' is the reference; keep it in --methods"),
-    (["--regimes", "default", "--methods", "full", "hard", "--budgets", "0.1", "1"],
-     ("budget 0.1 gives 3 epochs in regime default (26 reference epochs), but method hard trains on subsets and "
+    (["--regimes", "fast"], "invalid choice: 'fast' ... 'redundant'"),
+    (["--methods", "random", "soft_pass"], "'full' is the reference; keep it in --methods"),
+    (["--regimes", "clean", "--methods", "full", "random", "--reference-epochs", "20", "--budgets", "0.1", "1"],
+     ("budget 0.1 gives 2 epochs in regime clean (20 reference epochs), but method random trains on subsets and "
       "needs teaching.total_cycles + 1 = 6")),
-    (["--regimes", "default", "--budgets", "0.5", "0.51", "1"], "budgets 0.5 and 0.51 both give 13 epochs"),
+    (["--regimes", "clean", "--reference-epochs", "20", "--budgets", "0.5", "0.51", "1"],
+     "budgets 0.5 and 0.51 both give 10 epochs"),
+    (["--regimes", "clean", "--", "probe.k=0"], "regime clean, method full: config key probe.k=0 is invalid"),
 ])
 def test_bad_input_fails_with_one_line(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        frontier.main([*argv, "--out", str(tmp_path / "out")], run_one=forbidden, prepare=forbidden)
+        frontier.main(["--out", str(tmp_path / "out"), *argv], run_one=forbidden, prepare=forbidden)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert all(m in err for m in message.split(" ... ")) and "Traceback" not in err
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out" / "clean").exists()
 
 
 class FakeRunner:
-    """Stands in for compose + pretrain_job: a loss that falls with the epochs, a wall that grows with them."""
+    """Stands in for compose + pretrain_job: probe accuracy that rises with the epochs, compute and wall that grow
+    with them; a pilot's history probes every ``probe.every_epochs`` epochs and plateaus at epoch 20."""
 
     def __init__(self):
         self.calls = {}
@@ -168,8 +150,11 @@ class FakeRunner:
         epochs, method = int(values["trainer.epochs"]), values["experiment_name"].removeprefix("frontier_")
         self.calls[run_dir.name] = overrides
         subset = method != "full"
-        r = result(epochs * (0.7 if subset else 1.0), 3.0 / epochs ** 0.5 * (1.05 if subset else 1.0),
-                   scoring=0.1 * epochs if subset else 0.0, seen=100 * epochs // (2 if subset else 1))
+        every = int(values.get("probe.every_epochs", "null").replace("null", "0"))
+        history = [{"epoch": e, "probe_linear_top1": min(e, 20) / 50} for e in range(every, epochs + 1, every or 1)
+                   if every]
+        r = result(min(epochs, 20) / 50 - (0.01 if subset else 0.0), epochs * (76.0 if subset else 100.0),
+                   scoring=0.1 * epochs if subset else 0.0, history=history)
         if "downstream.tasks" in values:
             r["downstream"] = {task: {"status": "completed", "final": {spec.metric: 0.5}}
                                for task, spec in frontier.DOWNSTREAM_TASKS.items()}
@@ -178,57 +163,54 @@ class FakeRunner:
         return r
 
 
-def test_plan_order_overrides_and_budget_epochs():
-    parser = frontier.build_parser()
-    args = parser.parse_args(["trainer.log_every_steps=5"])
-    frontier.check_args(parser, args)
-    runs, regimes = frontier.plan_runs(args)
-    assert len(runs) == 2 * 3 * (4 * 5 + 1)  # regimes x seeds x (budgets x methods + soft_pass at 1.0)
-    assert [(r.regime, r.seed, r.budget, r.method) for r in runs[:6]] == [
-        ("default", 0, 0.5, "full"), ("default", 0, 0.5, "random"), ("default", 0, 0.5, "prune"),
-        ("default", 0, 0.5, "soft_learn"), ("default", 0, 0.5, "hard_learn"), ("default", 0, 0.75, "full")]
-    assert regimes["many_epochs"]["epochs"] == {"0.5": 52, "0.75": 78, "1.0": 104, "1.5": 156}
-    assert regimes["default"]["scenes"] == 256 and regimes["many_epochs"]["scenes"] == 64
-    learn = runs[3].overrides
-    assert {"teaching.score=learnability", "selection.reweight=unbiased"} <= set(learn)
-    assert "teaching.score_source=training" in learn and "trainer.epochs=13" in learn
-    assert learn[-1] == "trainer.log_every_steps=5"  # command-line overrides last
+def test_pilots_set_the_reference_and_the_plan_follows(tmp_path):
+    runner, prepared = FakeRunner(), []
+    argv = ["--regimes", "clean", "--methods", "full", "random_rs2", "--seeds", "0", "--out", str(tmp_path / "b"),
+            "trainer.log_every_steps=5"]
+    frontier.main(argv, run_one=runner, prepare=prepared.append)
+    assert sorted(runner.calls) == ["pilot_seed100", "pilot_seed101", "seed0_b0.5_full", "seed0_b0.5_random_rs2",
+                                    "seed0_b1.0_full", "seed0_b1.0_random_rs2"]
+    pilot = runner.calls["pilot_seed100"]
+    assert "trainer.epochs=60" in pilot and "probe.every_epochs=5" in pilot and "trainer.seed=100" in pilot
+    rs2 = runner.calls["seed0_b1.0_random_rs2"]
+    assert "trainer.epochs=20" in rs2 and "selection.reselect_every_subset_epoch=true" in rs2  # b=1 at the plateau
+    assert {"probe=standard", "data.cache=memory"} <= set(rs2) and rs2[-1] == "trainer.log_every_steps=5"
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())["regimes"]["clean"]
+    assert summary["pilot"]["reference_epochs"] == 20 and summary["regime"]["epochs"] == {"0.5": 10, "1.0": 20}
 
 
 def test_rerun_reuses_completed_runs_and_reruns_incomplete_ones(tmp_path, capsys, caplog):
     out = tmp_path / "bench"
-    argv = ["--regimes", "default", "--methods", "full", "hard", "soft_pass", "--budgets", "1", "0.5",
+    argv = ["--regimes", "clean", "--methods", "full", "random", "soft_pass", "--reference-epochs", "20",
             "--seeds", "0", "1", "--finetune", "--out", str(out)]
     runner, prepared = FakeRunner(), []
     frontier.main(argv, run_one=runner, prepare=prepared.append)
-    assert len(runner.calls) == 2 * (2 + 3) and len(prepared) == 1  # the data once, before the regime's first run
+    assert len(runner.calls) == 2 * 2 * 3 and len(prepared) == 1  # the data once, before the regime's first run
     assert "downstream.tasks=[imagenet_s50_cls,nyuv2_seg,nyuv2_depth]" in runner.calls["seed0_b1.0_full"]
     assert not any(o.startswith("downstream") for o in runner.calls["seed0_b0.5_full"])
-    for name in ("summary.md", "summary.json", "frontier_default.png", "benchmark.json"):
+    for name in ("summary.md", "summary.json", "frontier_clean.png", "benchmark.json"):
         assert (out / name).exists(), name
     printed = capsys.readouterr().out
-    assert "| full | 2 | 1.000 ± 0.000 | 1.000 ± 0.000 |" in printed and "NYUv2 mIoU" in printed
-    assert "| 50.0 ± 0.0 |" in printed
+    assert "| full | 2 | 1.000 [1.000, 1.000] (n=2) |" in printed  # costs at b=1 against the same seed's full
+    assert "| random | +0.00 [+0.00, +0.00] (n=2) |" in printed  # and qualities against the same seed's random
 
     runner = FakeRunner()
     with caplog.at_level(logging.INFO, logger="frontier"):
         frontier.main(argv, run_one=runner, prepare=prepared.append)
-    assert runner.calls == {} and len(prepared) == 1
-    assert "reusing" in caplog.text
+    assert runner.calls == {} and "reusing" in caplog.text
 
-    running = out / "default" / "seed1_b1.0_hard" / "results.json"
+    running = out / "clean" / "seed1_b1.0_random" / "results.json"
     running.write_text(json.dumps({**json.loads(running.read_text()), "status": "running"}))
-    stopped = out / "default" / "seed0_b1.0_full" / "results.json"  # stopped while fine-tuning
+    stopped = out / "clean" / "seed0_b1.0_full" / "results.json"  # stopped while fine-tuning
     stopped.write_text(json.dumps({k: v for k, v in json.loads(stopped.read_text()).items() if k != "downstream"}))
-    (out / "default" / "seed0_b0.5_hard" / "results.json").unlink()
+    (out / "clean" / "seed0_b0.5_soft_pass" / "results.json").unlink()
     frontier.main(argv, run_one=runner, prepare=prepared.append)
-    assert sorted(runner.calls) == ["seed0_b0.5_hard", "seed0_b1.0_full", "seed1_b1.0_hard"]
-    assert len(prepared) == 2
+    assert sorted(runner.calls) == ["seed0_b0.5_soft_pass", "seed0_b1.0_full", "seed1_b1.0_random"]
 
 
 def test_other_arguments_into_the_same_out_fail(tmp_path, capsys):
     out = tmp_path / "bench"
-    argv = ["--regimes", "default", "--methods", "full", "hard", "--budgets", "0.5", "1", "--out", str(out)]
+    argv = ["--regimes", "clean", "--methods", "full", "random", "--reference-epochs", "20", "--out", str(out)]
     frontier.main([*argv, "--seeds", "0", "1"], run_one=FakeRunner(), prepare=lambda _: None)
     capsys.readouterr()
     with pytest.raises(SystemExit):
@@ -241,8 +223,9 @@ def test_other_arguments_into_the_same_out_fail(tmp_path, capsys):
 def test_a_run_that_does_not_complete_stops_the_benchmark_naming_its_folder(tmp_path):
     def interrupted(overrides, run_dir):
         run_dir.mkdir(parents=True)
-        return result(1.0, 1.0, status="interrupted")
+        return result(0.3, 100.0, status="interrupted")
 
-    argv = ["--regimes", "default", "--methods", "full", "--seeds", "0", "--out", str(tmp_path / "b")]
+    argv = ["--regimes", "clean", "--methods", "full", "--seeds", "0", "--reference-epochs", "20",
+            "--out", str(tmp_path / "b")]
     with pytest.raises(SystemExit, match="seed0_b0.5_full ended interrupted"):
         frontier.main(argv, run_one=interrupted, prepare=lambda _: None)

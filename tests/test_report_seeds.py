@@ -112,7 +112,7 @@ def test_help_lists_every_file_the_report_writes(tmp_path, capsys):
         main(["--help"])
     help_text = capsys.readouterr().out
     written = [p.name for p in built["files"]]
-    assert written == ["report.md", "report.csv", *PLOTS]
+    assert written == ["report.md", "report.csv", "table3_vs_paper.md", "table3_vs_paper.csv", *PLOTS]
     assert all(name in help_text for name in written) and "two plots" not in help_text
 
 

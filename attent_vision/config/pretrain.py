@@ -17,6 +17,7 @@ from ..teaching.scores import SCORES
 from ..teaching.strategies import STRATEGIES
 from .common import CheckpointConfig, LoggerConfig, OptimConfig, TrainerConfig, check_choices, require, validate_common
 from .downstream_tasks import DOWNSTREAM_TASKS
+from .probe import ProbeConfig, validate_probe_config
 
 
 @dataclass
@@ -54,6 +55,7 @@ class DataConfig:
     persistent_workers: bool = True
     prefetch_factor: int = 4
     skip_bad_samples: bool = False
+    cache: str = "none"  # none | memory (decoded samples kept in RAM after their first read)
     crop_scale: list[float] = field(default_factory=lambda: [0.2, 1.0])
     crop_ratio: list[float] = field(default_factory=lambda: [0.75, 1.3333333])
     hflip_prob: float = 0.5
@@ -93,11 +95,13 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     downstream: DownstreamConfig = field(default_factory=DownstreamConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
     experiment_name: str = "default"
 
 
 CHOICES = {
     "data.name": ("synthetic", "folder"),
+    "data.cache": ("none", "memory"),
     "optim.name": ("adamw",),
     "optim.fused": ("auto", "true", "false"),
     "ratio.schedule": ("constant", "cosine", "incremental"),
@@ -161,6 +165,7 @@ def validate_train_config(cfg: DictConfig) -> None:
     require(1 <= s.num_classes <= 10, "data.synthetic.num_classes", s.num_classes, "must be in [1, 10]")
 
     validate_teaching_config(cfg)
+    validate_probe_config(cfg)
 
     for task in cfg.downstream.tasks:
         require(task in DOWNSTREAM_TASKS, "downstream.tasks", list(cfg.downstream.tasks),

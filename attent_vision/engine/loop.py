@@ -26,7 +26,7 @@ from .loaders import make_loader, shut_down_workers
 from .nonfinite import Divergence, NonFiniteGuard
 from .preemption import StopRequested
 from .run_lock import RunFolderLock
-from .run_record import RunRecord
+from .run_record import RunRecord, tracker_metrics
 from .runtime import configure_backends, grad_scaler, resolve_precision, wrap_model
 from .sampler import EpochBatchSampler, step_shapes
 from .stage import StageHooks
@@ -227,10 +227,10 @@ class Trainer(StageHooks, RunRecord):
         cfg, t, p = self.cfg, self.cfg.trainer, self.progress
         self.scheduler.step_update(p.global_step)
         if p.global_step == 0 and not p.initial and (self.evaluate_at_start or self.num_epochs == 0):
-            p.initial = self.evaluate()  # the reference point for "the model learned something"
+            p.initial = self.evaluate_initial()  # the reference point for "the model learned something"
             if p.initial and self.dist.is_main:
                 log.info("at initialisation: %s", format_metrics(p.initial))
-                self.tracker.log({f"val/{k[4:]}": v for k, v in p.initial.items()}, 0)  # step 0: the untrained model
+                self.tracker.log(tracker_metrics(p.initial, self.metric_prefixes), 0)  # step 0: the untrained model
             if self.num_epochs == 0:  # evaluation only
                 self.after_epoch(-1, True, p.initial)
                 self.record_epoch(-1, {}, p.initial)

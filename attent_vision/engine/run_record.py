@@ -14,6 +14,18 @@ from .results import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, RunResul
 log = logging.getLogger("attent_vision.engine.loop")
 
 
+def tracker_metrics(metrics: dict, prefixes: tuple[str, ...]) -> dict:
+    """results.json names -> tracker names, for the evaluation metrics named <prefix>_<name> (a stage's
+    ``metric_prefixes``): val_loss -> val/loss, probe_knn_top1 -> probe/knn_top1."""
+    return {key.replace("_", "/", 1): value for key, value in metrics.items() if key.startswith(prefixes)}
+
+
+def latest_metrics(history: list[dict], prefix: str) -> dict:
+    """The ``prefix`` metrics of the last history entry that has any (evaluations need not run every epoch)."""
+    entry = next((h for h in reversed(history) if any(k.startswith(prefix) for k in h)), {})
+    return {k: v for k, v in entry.items() if k.startswith(prefix)}
+
+
 class RunRecord:
     def record_epoch(self, epoch: int, stats: dict, metrics: dict) -> None:
         p = self.progress
@@ -26,13 +38,12 @@ class RunRecord:
                      f"train loss {stats['train_loss']:.4f} | " if stats else "",
                      format_metrics(metrics) if metrics else "no evaluation", p.samples_seen,
                      format_seconds(entry["wall_s"]))
-            self.tracker.log({f"val/{k[4:]}": v for k, v in metrics.items()} | {"time/wall_s": entry["wall_s"]},
+            self.tracker.log(tracker_metrics(metrics, self.metric_prefixes) | {"time/wall_s": entry["wall_s"]},
                              p.global_step)
             write_json_atomic(self.results(RUNNING), self.run_dir / "results.json")
 
     def results(self, status: str) -> dict:
         p = self.progress
-        last_val = next((h for h in reversed(p.history) if any(k.startswith("val_") for k in h)), {})
         last = p.history[-1] if p.history else {}
         times = self.timer.snapshot()
         wall = round(self.wall(), 3)
@@ -43,7 +54,7 @@ class RunRecord:
             setting={**self.setting(), "seed": self.cfg.trainer.seed, "world_size": self.dist.world_size,
                      "device": str(self.device), "precision": self.precision},
             initial=p.initial,
-            final={k: v for k, v in last_val.items() if k.startswith("val_")}
+            final={k: v for prefix in self.metric_prefixes for k, v in latest_metrics(p.history, prefix).items()}
             | {k: v for k, v in last.items() if k.startswith("train_")},
             epochs=self.num_epochs, epochs_completed=p.epoch, optimizer_steps=p.global_step,
             planned_optimizer_steps=self.total_steps, samples_seen=p.samples_seen, bad_samples=p.bad_samples,
@@ -87,7 +98,8 @@ class RunRecord:
             if status == COMPLETED:
                 tm = results["time_s"]
                 log.info("done: %s | %d steps, %d samples seen | %.1fs (train %.1fs, scoring %.1fs, data wait %.1fs, "
-                         "eval %.1fs)", format_metrics(results["final"]) or "no evaluation", results["optimizer_steps"],
-                         results["samples_seen"], tm["total"], tm["train"], tm["scoring"], tm["data_wait"], tm["eval"])
+                         "eval %.1fs%s)", format_metrics(results["final"]) or "no evaluation",
+                         results["optimizer_steps"], results["samples_seen"], tm["total"], tm["train"], tm["scoring"],
+                         tm["data_wait"], tm["eval"], f", probes {tm['probe']:.1f}s" if tm.get("probe") else "")
         self.tracker.finish()
         return results

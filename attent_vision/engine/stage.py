@@ -19,12 +19,16 @@ class StageHooks:
         "trainer.val_every_epochs", "trainer.progress_bar", "trainer.stop_after_steps", "trainer.max_nonfinite_steps",
         "trainer.micro_batch_size", "trainer.vis_every_epochs", "trainer.num_vis_samples", "data.num_workers",
         "data.pin_memory", "data.persistent_workers", "data.prefetch_factor", "checkpoint", "logger", "downstream",
-        "experiment_name", "teaching.scoring_batch_size", "model.init_from",
+        "experiment_name", "teaching.scoring_batch_size", "model.init_from", "probe",
+        "data.cache",
     )
     progress_type = Progress  # the typed progress record (a stage may extend it)
     drop_last = False  # full global batches only (batch-mean losses); else a short last batch
     evaluate_at_start = False  # evaluate before the first step (the reference point of "it learned")
     train_metric_names: list[str] = []  # per-sample statistics ``step_loss`` sums after the objective
+    # Evaluation metrics are named <prefix>_<name> (val_loss, val_top1, ...): the newest of each prefix is the
+    # run's ``final``, and the tracker logs them as <prefix>/<name>.
+    metric_prefixes: tuple[str, ...] = ("val_",)
 
     def setup(self) -> None:
         raise NotImplementedError
@@ -48,6 +52,10 @@ class StageHooks:
 
     def evaluate(self) -> dict[str, float]:
         return {}
+
+    def evaluate_initial(self) -> dict[str, float]:
+        """Metrics of the model before its first step (results.json "initial"); by default ``evaluate()``."""
+        return self.evaluate()
 
     def epoch_label(self, epoch: int) -> str:
         return ""

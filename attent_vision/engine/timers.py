@@ -1,11 +1,11 @@
-"""Wall-time accounting by phase: training compute, data waiting, scoring, evaluation, checkpointing."""
+"""Wall-time accounting by phase: training compute, data waiting, scoring, evaluation, probes, checkpointing."""
 
 import time
 from contextlib import contextmanager
 
 import torch
 
-PHASES = ("train", "data_wait", "scoring", "eval", "checkpoint")
+PHASES = ("train", "data_wait", "scoring", "eval", "probe", "checkpoint")
 
 
 class PhaseTimer:

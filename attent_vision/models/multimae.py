@@ -11,6 +11,7 @@ import torch.nn as nn
 from timm.models.vision_transformer import Block
 
 from .domains import DOMAINS, check_domains
+from .heads.spans import TokenSpans
 from .input_adapters import PatchedInputAdapter, SemSegInputAdapter, check_inputs
 from .masking import MaskSpec
 from .output_adapters import SpatialOutputAdapter, TokenLayout
@@ -112,6 +113,25 @@ class MultiViTEncoder(nn.Module):
         checked first (ValueError naming the modality and the shape it needs)."""
         check_inputs(x, self.input_adapters, self.image_size)
         return {d: self.input_adapters[d](x[d]) for d in self.in_domains if d in x}
+
+    def encode(self, x: dict[str, torch.Tensor], all_layers: bool = False):
+        """Encode every token of the input modalities present in ``x``, none masked (fine-tuning, probes).
+        Returns (tokens B x N x D, or a list with each block's output if ``all_layers``; TokenSpans: where each
+        modality's tokens are; the global tokens come last)."""
+        tokens = self.tokenize(x)
+        hw = self.image_hw(x)
+        spans, start = {}, 0
+        for d, t in tokens.items():
+            spans[d] = (start, start + t.shape[1], self.input_adapters[d].grid_size(hw))
+            start += t.shape[1]
+        seq = torch.cat(list(tokens.values()) + [self.global_tokens.expand(t.shape[0], -1, -1)], dim=1)
+        if not all_layers:
+            return self.encoder(seq), TokenSpans(spans, hw)
+        outputs = []
+        for block in self.encoder:
+            seq = block(seq)
+            outputs.append(seq)
+        return outputs, TokenSpans(spans, hw)
 
 
 class MultiMAE(MultiViTEncoder):

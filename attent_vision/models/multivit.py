@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from .domains import FINETUNE_INPUT_DOMAINS
-from .heads import ClassificationHead, ConvNeXtSegHead, DPTHead, TokenSpans
+from .heads import ClassificationHead, ConvNeXtSegHead, DPTHead
 from .multimae import MultiViTEncoder, init_linear_and_norm
 
 HEAD_TYPES = {"cls": ClassificationHead, "semseg": ConvNeXtSegHead, "depth": DPTHead}
@@ -60,25 +60,11 @@ class MultiViT(MultiViTEncoder):
 
     # ---------------------------------------------------------------------------------------------- forward
     def encode(self, x: dict[str, torch.Tensor], all_layers: bool = False):
-        """Encode every token. Returns (tokens B x N x D, or a list with each block's output if ``all_layers``;
-        TokenSpans)."""
+        """Encode every token of every input modality (all must be in ``x``); see MultiViTEncoder.encode."""
         missing = [d for d in self.in_domains if d not in x]
         if missing:
             raise ValueError(f"the batch lacks input modalities {missing} (got {list(x)})")
-        tokens = self.tokenize(x)
-        hw = self.image_hw(x)
-        spans, start = {}, 0
-        for d, t in tokens.items():
-            spans[d] = (start, start + t.shape[1], self.input_adapters[d].grid_size(hw))
-            start += t.shape[1]
-        seq = torch.cat(list(tokens.values()) + [self.global_tokens.expand(t.shape[0], -1, -1)], dim=1)
-        if not all_layers:
-            return self.encoder(seq), TokenSpans(spans, hw)
-        outputs = []
-        for block in self.encoder:
-            seq = block(seq)
-            outputs.append(seq)
-        return outputs, TokenSpans(spans, hw)
+        return super().encode(x, all_layers)
 
     def forward(self, x: dict[str, torch.Tensor]):
         needs_layers = any(isinstance(h, DPTHead) for h in self.output_adapters.values())

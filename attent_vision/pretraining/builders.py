@@ -1,11 +1,14 @@
 """Build models, losses and dataset views from the config (the one place that maps config keys to objects)."""
 
 import logging
+import os
 from pathlib import Path
 
 from ..data.pretrain.embedded import SyntheticSettings, ensure_synthetic_dataset
 from ..data.pretrain.folder import MultiModalFolder
+from ..data.pretrain.memory_cache import CacheShare, MemoryCachedFolder, check_cache_fits
 from ..data.pretrain.views import PretrainView
+from ..engine.loaders import available_cpus
 from ..errors import ConfigError
 from ..models import MultiMAELoss, create_model
 from ..models.convert import load_pretrained
@@ -63,12 +66,16 @@ def build_pretrain_views(cfg, model, root: Path) -> dict[str, PretrainView | Non
     fixed masks). Scoring uses the deterministic view with fixed masks, except with ``scoring_view=paper`` (the
     release's noisy view) and with ``score_source=training``: a refresh must give scores comparable with the
     training-step scores beside which they are ranked, so it draws crops, flips and masks from the training
-    distribution (its own random stream: other draws, the same distribution)."""
+    distribution (its own random stream: other draws, the same distribution). With ``data.cache=memory`` the
+    views of one split share one :class:`MemoryCachedFolder`, after a check that it fits in memory."""
     d, m = cfg.data, cfg.model
     modalities = data_modalities(list(m.in_domains), list(m.out_domains))
-    folder = lambda split: MultiModalFolder(  # noqa: E731
-        root, split, modalities, skip_bad_samples=d.skip_bad_samples, semseg_num_classes=m.semseg_num_classes
-    )
+
+    def folder(split: str):
+        raw = MultiModalFolder(root, split, modalities, skip_bad_samples=d.skip_bad_samples,
+                               semseg_num_classes=m.semseg_num_classes)
+        return MemoryCachedFolder(raw) if d.cache == "memory" else raw
+
     seed = cfg.trainer.seed
     common = dict(image_size=m.image_size, seed=seed, mask_spec=model.mask_spec, crop_scale=tuple(d.crop_scale),
                   crop_ratio=tuple(d.crop_ratio), hflip_prob=d.hflip_prob, semseg_stride=DOMAINS["semseg"].stride_level)
@@ -85,4 +92,40 @@ def build_pretrain_views(cfg, model, root: Path) -> dict[str, PretrainView | Non
             raise ConfigError("teaching.score=learnability trains its reference model on the validation split, but "
                               "data.val_split is null; name a holdout split or use teaching.score=loss")
         views["reference"] = PretrainView(views["val"].folder, augment=True, stream=STREAM_REFERENCE, **common)
+    if d.cache == "memory":
+        check_memory_cache(cfg, views)
     return views
+
+
+def ranks_on_this_node() -> int:
+    """Processes of this run that share this machine's memory: torchrun's LOCAL_WORLD_SIZE, else (conservatively)
+    all ranks."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("WORLD_SIZE") or 1)
+
+
+def check_memory_cache(cfg, views: dict) -> int:
+    """Refuse (ConfigError) a ``data.cache=memory`` that may not fit in memory; returns the estimate (bytes).
+
+    Each process that reads a folder may come to hold all of its samples: the training process (which reads
+    everything itself with ``num_workers=0``, and the reference model's holdout and the figures' samples always),
+    plus, with W loader workers (``data.num_workers``, capped at the CPUs, as the loaders do), W per loader over the
+    folder: training and, for strategies that score, the scoring pass over the training folder; validation over
+    the validation folder. All of it times the ranks on this machine."""
+    d = cfg.data
+    workers = min(d.num_workers, available_cpus())
+    ranks = ranks_on_this_node()
+    train_loaders = 2 if STRATEGIES[cfg.selection.strategy].needs_scores else 1
+    folders = [("training", views["train"].folder, 1 + workers * train_loaders)]
+    if views["val"] is not None:
+        folders.append(("validation", views["val"].folder, 1 + workers))
+    shares = []
+    for name, f, copies in folders:
+        sample_bytes = f.sample_nbytes()
+        if sample_bytes is None:  # skip mode, and none of the probed samples loads: the passes will report them
+            log.warning("data.cache=memory: none of the %s samples probed to measure the cache loads; the cache "
+                        "size is not checked for them", name)
+        shares.append(CacheShare(name, len(f), sample_bytes or 0, copies * ranks))
+    if workers and not d.persistent_workers:
+        log.warning("data.cache=memory with data.persistent_workers=false: loader workers, and the samples they "
+                    "cached, end after every pass, so later epochs decode again; set data.persistent_workers=true")
+    return check_cache_fits(shares)

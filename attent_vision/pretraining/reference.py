@@ -31,9 +31,10 @@ log = logging.getLogger(__name__)
 
 
 def train_reference_model(cfg, build_model, loss_fn, view, device: torch.device, precision: str,
-                          dist: DistEnv, show_bar: bool = False) -> torch.nn.Module:
+                          dist: DistEnv, show_bar: bool = False) -> tuple[torch.nn.Module, int]:
     """Train a fresh ``build_model()`` on ``view`` (the holdout split, augmented) for ``teaching.reference_epochs``
-    with the run's optimizer settings (``show_bar``: a progress bar over its steps); returns it in evaluation mode."""
+    with the run's optimizer settings (``show_bar``: a progress bar over its steps). Returns the model in evaluation
+    mode and the samples it trained on over all epochs (those that loaded; the same on every rank): its work."""
     epochs, seed = cfg.teaching.reference_epochs, cfg.trainer.seed
     # The run's global batch, in micro-batches of the run's size: the same model whatever the number of ranks.
     batch = max(1, min(cfg.trainer.batch_size, len(view)))
@@ -43,7 +44,7 @@ def train_reference_model(cfg, build_model, loss_fn, view, device: torch.device,
     # bf16 autocast on GPUs; fp16 would need a gradient scaler for a model that lives a few epochs: use fp32.
     precision = "bf16" if precision == "bf16" else "fp32"
     cuda_rng = torch.random.fork_rng(devices=[device]) if device.type == "cuda" else nullcontext()
-    total, count = 0.0, 0
+    total, count, trained = 0.0, 0, 0
     with seeded_global_rngs(derive_seed(seed, STREAM_REFERENCE)), cuda_rng:
         if device.type == "cuda":
             torch.cuda.manual_seed(derive_seed(seed, STREAM_REFERENCE, 1))
@@ -69,6 +70,7 @@ def train_reference_model(cfg, build_model, loss_fn, view, device: torch.device,
                     per_sample = loss_fn.objective(loss_fn(preds, inputs, masks))
                     (per_sample.sum() / len(keys)).backward()  # the mean over the whole step's batch
                     total, count = total + float(per_sample.detach().sum()), count + per_sample.numel()
+                    trained += per_sample.numel()
                 if cfg.optim.clip_grad:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
                 optimizer.step()
@@ -82,4 +84,4 @@ def train_reference_model(cfg, build_model, loss_fn, view, device: torch.device,
                 torch_dist.broadcast(p, src=0)
     log.info("reference model: %d epochs on %d holdout samples (last epoch's loss %.4f)", epochs, len(view),
              total / max(count, 1))
-    return model.eval()
+    return model.eval(), trained

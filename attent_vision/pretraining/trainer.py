@@ -26,23 +26,30 @@ from ..teaching.plan import SUBSET
 from ..errors import ConfigError
 from ..teaching.scoring_pass import run_scoring_pass
 from .builders import MODALITIES, build_loss, build_pretrain_model, build_pretrain_views, dataset_root
+from .probing import PretrainingProbes
 from .reference import train_reference_model
 from .visualize import save_reconstructions
+from .work import PretrainProgress, compute_details, describe_flops, measure_pretrain_flops
 
 log = logging.getLogger(__name__)
 
 
-class Pretrainer(Trainer):
+class Pretrainer(PretrainingProbes, Trainer):
     """Pretrain (or resume) a MultiMAE into a run folder; ``run()`` returns the results.json dict."""
 
     stage = "pretrain"
     evaluate_at_start = True
+    progress_type = PretrainProgress  # with the work counts of results.json's "compute" (work.py)
+    metric_prefixes = ("val_", "probe_")  # validation reconstruction losses, representation probes (probing.py)
 
     def setup(self) -> None:
         cfg = self.cfg
         self.model = build_pretrain_model(cfg).to(self.device)
         self.loss_fn = build_loss(cfg, self.model)
         self.train_metric_names = list(self.loss_fn.tasks)
+        # FLOPs per trained and per scored sample, for the compute axis; changes neither the model nor any RNG.
+        self.sample_flops = measure_pretrain_flops(self.model, self.loss_fn, cfg, self.device, self.precision,
+                                                   self.dist.world_size)
         root = dataset_root(cfg) if self.dist.is_main else None
         barrier(self.dist)  # rank 0 may have generated the synthetic data
         root = broadcast_object(root, self.dist) or dataset_root(cfg)
@@ -66,6 +73,7 @@ class Pretrainer(Trainer):
         if val:
             count = len(val) if max_val is None else min(len(val), max_val)
             self.val_loader = self._pass_loader(val, torch.arange(count))
+        self.build_probes()
 
     def epoch_size(self, epoch: int) -> int:
         return self.plan.epochs[epoch].size
@@ -103,9 +111,10 @@ class Pretrainer(Trainer):
         """learnability: train the reference model on the holdout split, then its per-task losses (N x T) on the
         training samples ``indices``, through the scoring view of this run's refreshes (or passes)."""
         with self.timer.phase("scoring", sync=True):
-            reference = train_reference_model(self.cfg, lambda: build_pretrain_model(self.cfg), self.loss_fn,
-                                              self.views["reference"], self.device, self.precision, self.dist,
-                                              show_bar=self.show_bars)
+            reference, trained = train_reference_model(self.cfg, lambda: build_pretrain_model(self.cfg),
+                                                       self.loss_fn, self.views["reference"], self.device,
+                                                       self.precision, self.dist, show_bar=self.show_bars)
+            self.progress.reference_trained_samples += trained
             idx, values = run_scoring_pass(self._score_batches(indices, 0, " (reference model)"),
                                            lambda batch: self._per_task_losses(batch, reference), indices,
                                            self._gather, self.device)
@@ -221,6 +230,7 @@ class Pretrainer(Trainer):
                     sums[2 + 2 * i] += (losses[task].per_sample * losses[task].valid).sum()
                     sums[3 + 2 * i] += losses[task].valid.sum()
             all_reduce_sum(sums, self.dist)
+        self.progress.eval_samples += int(sums[1])
         bad.report("validation")
         if not float(sums[1]):  # skip mode left out every validation sample: a loss of 0 would be made up
             raise nothing_loaded("validation sample", bad.count, bad.examples)
@@ -242,7 +252,12 @@ class Pretrainer(Trainer):
             inputs = to_device(batch, self.device, MODALITIES)
             return save_reconstructions(inputs, preds, masks, self.run_dir / "reconstructions" / f"{name}.png")
 
+    def evaluate_initial(self) -> dict[str, float]:
+        return self.evaluate() | (self.probe() if self.cfg.probe.at_start else {})
+
     def after_epoch(self, epoch: int, last: bool, metrics: dict) -> None:
+        if self.probes_due(epoch, last):
+            metrics.update(self.probe())  # recorded with the epoch (history, results.json final, tracker)
         every = self.cfg.trainer.vis_every_epochs
         if every and (epoch + 1) % every == 0 and not last:
             self.visualize(f"epoch_{epoch + 1:04d}")
@@ -276,7 +291,8 @@ class Pretrainer(Trainer):
     def result_details(self) -> dict:
         return {"samples_scored": self.teacher.samples_scored, "scoring_passes": self.teacher.scoring_passes,
                 "num_train_samples": self.num_train, "work_fraction_planned": round(self.plan.work_fraction, 6),
-                "skipped_at_scan": len(self.train_dataset.folder.skipped), "selections": self.teacher.history}
+                "skipped_at_scan": len(self.train_dataset.folder.skipped), "selections": self.teacher.history,
+                "compute": compute_details(self)}
 
     def save_outputs(self) -> None:
         path = self.visualize("final")
@@ -291,6 +307,7 @@ class Pretrainer(Trainer):
             f"device {self.device}, precision {self.precision}, {self.dist.world_size} rank(s), global batch "
             f"{self.global_batch} (micro-batch {self.micro_batch}), lr "
             f"{absolute_lr(c.optim.blr, c.optim.lr, self.global_batch):.2e}",
+            describe_flops(self.sample_flops),
             f"plan ({c.selection.strategy} selection, {c.ratio.schedule} ratio, {c.interval.schedule} interval, "
             f"{self.num_train} samples):\n{self.teacher.plan_table(self.global_batch)}",
         ] + (["free scores: refreshes score under the training augmentation and mask distribution, like the "

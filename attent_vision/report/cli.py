@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .collect import left_out_markdown, read_runs
+from .paper_table3 import FILES as TABLE3_FILES, write_table3
 from .plots import PLOTS, plot
 from .tables import aggregate, run_row, to_markdown, write_csv
 
@@ -20,12 +21,13 @@ complete are listed below the table, never averaged in.
 writes:
   report.md                      the table (Markdown), and the runs left out with why
   report.csv                     the table with every column's mean and standard deviation
-""" + "".join(f"  {name:<30} {what}\n" for name, what in PLOTS.items())
+""" + "".join(f"  {name:<30} {what}\n" for name, what in {**TABLE3_FILES, **PLOTS}.items())
 
 
 def build_report(paths: list[Path], out_dir: Path | None = None) -> dict:
-    """Read every results.json under ``paths``; write report.md, report.csv and the plots to ``out_dir`` (default:
-    the first path). Returns {"rows": aggregated rows, "files": written paths, ...}."""
+    """Read every results.json under ``paths``; write report.md, report.csv, the paper's Table 3 beside ours (when
+    the runs allow it) and the plots to ``out_dir`` (default: the first path). Returns {"rows": aggregated rows,
+    "text": report.md, "table3_text": table3_vs_paper.md or "", "files": written paths, ...}."""
     results, left_out, crashed = read_runs(paths)
     rows = aggregate([run_row(r) for r in results])
     out_dir = Path(out_dir or (paths[0] if Path(paths[0]).is_dir() else Path(paths[0]).parent))
@@ -36,9 +38,10 @@ def build_report(paths: list[Path], out_dir: Path | None = None) -> dict:
                  f"plots:\n\n{left_out_markdown(left_out, crashed)}")
     (out_dir / "report.md").write_text(text)
     write_csv(rows, out_dir / "report.csv")
+    table3_text, table3_files = write_table3(rows, out_dir)  # before the plots: written even without matplotlib
     pngs = plot(rows, out_dir)
-    return {"rows": rows, "left_out": left_out, "crashed": crashed, "text": text,
-            "files": [out_dir / "report.md", out_dir / "report.csv", *pngs]}
+    return {"rows": rows, "left_out": left_out, "crashed": crashed, "text": text, "table3_text": table3_text,
+            "files": [out_dir / "report.md", out_dir / "report.csv", *table3_files, *pngs]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,4 +57,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"error: {e}\n")
         sys.exit(UserError.exit_code)
     sys.stdout.write(report["text"])
+    if report["table3_text"]:
+        sys.stdout.write("\n" + report["table3_text"])
     sys.stdout.write("\nwrote " + ", ".join(str(p) for p in report["files"]) + "\n")

@@ -30,8 +30,11 @@ TABLE3_ORDER = [
 ]
 # The paper's three downstream numbers, in percent, one column per task.
 DOWNSTREAM_COLUMNS = [task.column for task in DOWNSTREAM_TASKS.values()]
-NUMERIC = ["wall_s", "rel_wall", "train_s", "scoring_s", "data_wait_s", "eval_s", "samples_seen", "samples_scored",
-           "optimizer_steps", "val_loss", *DOWNSTREAM_COLUMNS]
+# The representation probes of results.json ``final`` (fractions; the table shows percent), with their headers.
+PROBE_COLUMNS = {"probe_knn_top1": "probe kNN top1", "probe_linear_top1": "probe linear top1",
+                 "probe_depth_delta1": "probe depth delta1"}
+NUMERIC = ["wall_s", "rel_wall", "rel_compute", "train_s", "scoring_s", "data_wait_s", "eval_s", "samples_seen",
+           "samples_scored", "optimizer_steps", "train_equivalents", "val_loss", *PROBE_COLUMNS, *DOWNSTREAM_COLUMNS]
 # Setting fields that name the row or its seed; the rest of ``setting`` may split a row (``differs``).
 ROW_FIELDS = ("ratio", "interval", "selection", "seed")
 
@@ -42,6 +45,24 @@ def downstream_metric(result: dict, task: str) -> float:
     final = ((result.get("downstream") or {}).get(task) or {}).get("final") or {}
     metric = DOWNSTREAM_TASKS[task].metric
     value = final.get(metric, final.get(metric.removeprefix("val_")))
+    return math.nan if value is None else float(value)
+
+
+def final_metric(result: dict, key: str) -> float:
+    """``final[key]`` of a run's results (a probe's metric), NaN when absent."""
+    value = (result.get("final") or {}).get(key)
+    return math.nan if value is None else float(value)
+
+
+def training_wall(result: dict) -> float:
+    """Wall seconds of a run without validation and probes: they measure the model, they do not train it."""
+    t = result["time_s"]
+    return t["total"] - t.get("eval", 0.0) - (t.get("probe") or 0.0)
+
+
+def train_equivalents(result: dict) -> float:
+    """The run's compute in trained samples (results.json ``compute.train_equivalents``; NaN in older files)."""
+    value = (result.get("compute") or {}).get("train_equivalents")
     return math.nan if value is None else float(value)
 
 
@@ -64,7 +85,10 @@ def run_row(result: dict) -> dict:
         "eval_s": t["eval"], "samples_seen": result["samples_seen"], "samples_scored": result["samples_scored"],
         "optimizer_steps": result["optimizer_steps"],
         "val_loss": math.nan if result["final"].get("val_loss") is None else result["final"]["val_loss"],
+        "train_equivalents": train_equivalents(result),
     }
+    for key in PROBE_COLUMNS:
+        row[key] = 100 * final_metric(result, key)
     for task, spec in DOWNSTREAM_TASKS.items():
         row[spec.column] = 100 * downstream_metric(result, task)
     return row
@@ -123,6 +147,8 @@ def aggregate(rows: list[dict]) -> list[dict]:
     full = next((r for r in out if r["selection"] == "none"), None)
     for row in out:
         row["rel_wall"] = row["wall_s"] / full["wall_s"] if full else math.nan
+        full_compute = full["train_equivalents"] if full else math.nan
+        row["rel_compute"] = row["train_equivalents"] / full_compute if full_compute else math.nan
     order = {key: i for i, key in enumerate(TABLE3_ORDER)}
     out.sort(key=lambda r: (order.get((r["ratio"], r["interval"], r["selection"]), len(order)), r["experiment"],
                             r["differs"]))
@@ -156,13 +182,15 @@ def _cell(row: dict, column: str, digits: int) -> str:
 MARKDOWN_COLUMNS = [  # (header, column, digits)
     ("experiment", "experiment", 0), ("ratio", "ratio", 0), ("interval", "interval", 0),
     ("selection", "selection", 0), ("differs", "differs", 0), ("seeds", "seeds", 0), ("reruns", "reruns", 0),
-    ("wall s", "wall_s", 1), ("vs full", "rel_wall", 3), ("train s", "train_s", 1), ("scoring s", "scoring_s", 1),
+    ("wall s", "wall_s", 1), ("vs full", "rel_wall", 3), ("compute vs full", "rel_compute", 3),
+    ("train s", "train_s", 1), ("scoring s", "scoring_s", 1),
     ("data wait s", "data_wait_s", 1), ("eval s", "eval_s", 1), ("samples seen", "samples_seen", 0),
     ("samples scored", "samples_scored", 0), ("steps", "optimizer_steps", 0), ("val loss", "val_loss", 4),
-    *[(name, name, 1) for name in DOWNSTREAM_COLUMNS],
+    *[(f"{name} %", key, 1) for key, name in PROBE_COLUMNS.items()], *[(name, name, 1) for name in DOWNSTREAM_COLUMNS],
 ]
-# Columns shown only when some row has a value in them: downstream metrics, and the rerun and differs columns.
-OPTIONAL_COLUMNS = {*DOWNSTREAM_COLUMNS, "differs", "reruns"}
+# Columns shown only when some row has a value in them: compute, probes and downstream metrics (newer or optional
+# parts of results.json), and the rerun and differs columns.
+OPTIONAL_COLUMNS = {"rel_compute", *PROBE_COLUMNS, *DOWNSTREAM_COLUMNS, "differs", "reruns"}
 
 
 def _shown(row: dict, column: str) -> bool:
