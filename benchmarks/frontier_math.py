@@ -9,7 +9,8 @@ budget (b=1): per seed differences, their mean and 95% Student-t interval (atten
 
 import statistics
 
-from attent_vision.report.stats import Interval, first_reach, mean_interval, paired_difference, paired_ratio
+from attent_vision.report.stats import (Interval, first_reach, interval_or_none, mean_interval, paired_difference,
+                                        paired_ratio)
 
 QUALITY = ("probe_linear_top1", "probe_knn_top1", "probe_depth_delta1")  # the first is the frontier's
 LABELS = {"probe_linear_top1": "linear top-1", "probe_knn_top1": "kNN top-1", "probe_depth_delta1": "depth delta1",
@@ -37,13 +38,6 @@ def selection_numbers(selections: list[dict]) -> dict:
 def per_seed(runs: dict, seeds: list[int], budget: float, method: str, key: str) -> dict[int, float]:
     """seed -> ``key`` of the method's run at ``budget`` (seeds without that run are left out)."""
     return {s: runs[(s, budget, method)][key] for s in seeds if (s, budget, method) in runs}
-
-
-def interval_or_none(compute, *args, **kwargs) -> Interval | None:
-    try:
-        return compute(*args, **kwargs)
-    except ValueError:  # no seed has both values
-        return None
 
 
 def cost_to_reach(runs: dict, seed: int, method: str, budgets: list[float], target: float

@@ -94,17 +94,15 @@ def untouched(model: torch.nn.Module, devices: list[torch.device] | tuple = ()) 
 
 
 def measure_sample_flops(model: torch.nn.Module, loss_of_batch: Callable[[], torch.Tensor], batch_size: int, *,
-                         forward_of_batch: Callable[[], Any] | None = None,
                          devices: list[torch.device] | tuple = ()) -> SampleFlops:
     """FLOPs per sample of training and of scoring ``model``, measured on one dummy micro-batch.
 
     ``loss_of_batch()``: forward and loss (a scalar) of ``batch_size`` samples; run in training mode, then
-    backpropagated (gradients discarded, no optimizer step). ``forward_of_batch()`` (default: ``loss_of_batch``):
-    the scoring forward of the same batch, run in evaluation mode under ``torch.inference_mode``. Changes nothing
-    (see :func:`untouched`; ``devices``: the CUDA devices whose RNGs the model's random ops draw from)."""
+    backpropagated (gradients discarded, no optimizer step), and again, as a scoring pass does, in evaluation mode
+    under ``torch.inference_mode``. Changes nothing (see :func:`untouched`; ``devices``: the CUDA devices whose RNGs
+    the model's random ops draw from)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    forward_of_batch = forward_of_batch or loss_of_batch
     with untouched(model, devices):
         for p in model.parameters():
             p.grad = None
@@ -120,7 +118,7 @@ def measure_sample_flops(model: torch.nn.Module, loss_of_batch: Callable[[], tor
         def score_step() -> None:
             model.eval()
             with torch.inference_mode():
-                forward_of_batch()
+                loss_of_batch()
 
         scored = count_flops(score_step)
     return SampleFlops(trained=trained / batch_size, scored=scored / batch_size)

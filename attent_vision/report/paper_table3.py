@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config.downstream_tasks import DOWNSTREAM_TASKS
-from .stats import Interval, mean_interval, paired_difference, paired_ratio
+from .stats import Interval, interval_or_none, mean_interval, paired_difference, paired_ratio
 from .tables import PROBE_COLUMNS, downstream_metric, final_metric, train_equivalents, training_wall
 
 FULL = ("-", "-", "none")
@@ -99,10 +99,7 @@ def per_seed(row: dict, value) -> dict:
 
 
 def _paired(compare, row: dict, reference: dict, value) -> Interval | None:
-    try:
-        return compare(per_seed(row, value), per_seed(reference, value))
-    except ValueError:  # no seed with a value on both sides
-        return None
+    return interval_or_none(compare, per_seed(row, value), per_seed(reference, value))
 
 
 def compare_with_paper(rows: list[dict]) -> dict | None:

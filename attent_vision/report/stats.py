@@ -82,8 +82,17 @@ def mean_interval(values: Iterable[float], level: float = LEVEL) -> Interval:
     return _t_interval(sample, level)
 
 
-def _seed_order(seeds) -> list:
+def seed_order(seeds) -> list:
+    """Seeds in order: numbers first, numerically; then any other (a seed that could not be read) as text."""
     return sorted(seeds, key=lambda s: (0, s, "") if isinstance(s, (int, float)) else (1, 0, str(s)))
+
+
+def interval_or_none(compute, *args, **kwargs) -> Interval | None:
+    """``compute(*args, **kwargs)`` (one of the functions above), or None when no seed has the values it needs."""
+    try:
+        return compute(*args, **kwargs)
+    except ValueError:
+        return None
 
 
 def _usable(value) -> bool:
@@ -97,9 +106,9 @@ def _common_seeds(a: Mapping, b: Mapping, names: tuple[str, str], b_ok=_usable) 
     usable_b = {s for s, v in b.items() if b_ok(v)}
     if not usable_a & usable_b:
         raise ValueError(f"no seed has a usable value in both {names[0]} and {names[1]}: {names[0]} has "
-                         f"{_seed_order(usable_a) or 'none'} (of seeds {_seed_order(a) or 'none'}), {names[1]} "
-                         f"has {_seed_order(usable_b) or 'none'} (of seeds {_seed_order(b) or 'none'})")
-    return _seed_order(usable_a & usable_b)
+                         f"{seed_order(usable_a) or 'none'} (of seeds {seed_order(a) or 'none'}), {names[1]} "
+                         f"has {seed_order(usable_b) or 'none'} (of seeds {seed_order(b) or 'none'})")
+    return seed_order(usable_a & usable_b)
 
 
 def paired_difference(a: Mapping[Hashable, float], b: Mapping[Hashable, float], level: float = LEVEL,

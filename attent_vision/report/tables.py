@@ -14,6 +14,7 @@ import statistics
 from pathlib import Path
 
 from ..config.downstream_tasks import DOWNSTREAM_TASKS
+from .stats import seed_order
 
 # Table 3's row order: full data first, then the paper's rows; anything else after, alphabetically.
 TABLE3_ORDER = [
@@ -107,8 +108,7 @@ def _differs(members: list[dict]) -> list[str]:
 
 def seed_list(seeds) -> list:
     """The distinct seeds, numbers first in numeric order (a seed that could not be read is a string)."""
-    distinct = {json.dumps(s): s for s in seeds}.values()
-    return sorted(distinct, key=lambda s: (0, s, "") if isinstance(s, (int, float)) else (1, 0, str(s)))
+    return seed_order({json.dumps(s): s for s in seeds}.values())
 
 
 def _mean_over_seeds(members: list[dict], column: str) -> tuple[float, float]:
