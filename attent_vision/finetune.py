@@ -15,10 +15,12 @@ import hydra
 from omegaconf import DictConfig
 
 from attent_vision.cli.entry import run_entry, start_console_command
+from attent_vision.cli.job_folder import register_job_folder_resolver
 from attent_vision.conf import FINETUNE_CONF_DIR
 from attent_vision.config import register_configs
 
 register_configs("finetune")
+register_job_folder_resolver()  # ${job_folder:...} names multirun job folders (hydra.sweep.subdir)
 
 
 @hydra.main(version_base="1.3", config_path="conf/finetune", config_name="finetune")

@@ -42,7 +42,15 @@ def short_error(out, ours=True) -> str:
 
 def test_config_typo_is_one_short_error():
     err = short_error(run_cli(["train.py", "trainer.epohcs=3"]), ours=False)
-    assert "epohcs" in err
+    assert "epohcs" in err and "did you mean trainer.epochs" in err
+
+
+def test_synthetic_data_with_a_root_is_refused_without_touching_it(tmp_path):
+    """data.root is for folder datasets: with the generated default it would silently become a cache folder."""
+    nowhere = tmp_path / "nonexistent"
+    out = run_in_process(["train.py", "debug=smoke", f"data.root={nowhere}", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert out.returncode == 2 and "data.cache_dir" in out.stderr and "data=folder" in out.stderr
+    assert not nowhere.exists()
 
 
 def test_bad_value_is_one_line_naming_the_key(tmp_path):
@@ -100,7 +108,7 @@ def test_bad_input_fails_in_one_line_and_keeps_checkpoints(tmp_path, checkpointe
         expect = "skip_bad_sampels"
     out = run_in_process(args)
     err = short_error(out, ours=problem != "typo")
-    if problem in ("truncated", "sizes"):  # found while training: the folder's checkpoints refuse the fresh run first
+    if problem != "typo":  # the folder's checkpoints refuse the fresh run before any data is read
         assert "checkpoint.resume=archive" in err
         args[4] = f"hydra.run.dir={tmp_path / 'fresh'}"
         err = short_error(run_in_process(args))

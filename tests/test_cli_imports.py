@@ -39,13 +39,17 @@ def test_help_cfg_and_config_errors_answer_without_importing_torch(tmp_path):
         ["train.py", "teaching.score=progress", run],  # needs the scores' traits
         ["finetune.py", "trainer.epochs=-1", run],
         ["finetune.py", "task.in_domains=[semseg]", run],  # needs the model's input modalities
-        ["train.py", "trainer.epohcs=3"],  # Hydra's own errors: an unknown key ...
-        ["train.py", "selection=sotf"],  # ... and an unknown option
+        ["train.py", "trainer.epohcs=3"],  # the command-line check (override_check.py): an unknown key ...
+        ["train.py", "selection=sotf"],  # ... an unknown option
+        ["train.py", "+trainer.epoch=3"],  # ... a key Hydra's + would add
+        ["train.py", "experiment=cosine_fixed_soft"],  # ... a nested option by its last part
+        ["finetune.py", "task=nyuv2_dept"],
+        ["train.py", "--config-dir", str(REPO / "attent_vision" / "conf" / "train"), "selection=sotf"],  # Hydra's
     ]
     out = run_cli(["-c", PROBE, json.dumps(commands)], cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout.rsplit("PROBE ", 1)[1])
-    assert [r["exit"] for r in report] == [0, 0, 0, 0, 2, 2, 2, 2, 2, 1, 1], report
+    assert [r["exit"] for r in report] == [0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1], report
     for r in report:
         assert r["imported"] == [], f"{r['command']} imported {r['imported']}"
     assert "== Configuration groups ==" in out.stdout and "selection: hard, none, prune, random, soft" in out.stdout

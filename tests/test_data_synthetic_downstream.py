@@ -116,7 +116,7 @@ def test_downstream_data_configs_compose_with_roots_from_env(monkeypatch):
     ("depth", (NYUv2, NYUv2), (4, 2)),
 ])
 def test_downstream_datasets_serve_each_task_from_the_synthetic_config(tiny_root, task, kinds, sizes):
-    cfg = OmegaConf.structured(DownstreamDataConfig(root=str(tiny_root.parent),
+    cfg = OmegaConf.structured(DownstreamDataConfig(cache_dir=str(tiny_root.parent),
                                                     synthetic=SyntheticDownstreamSettings(**TINY)))
     train, evaluation = downstream_datasets(cfg, task)
     assert (type(train), type(evaluation)) == kinds and (len(train), len(evaluation)) == sizes

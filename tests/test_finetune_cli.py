@@ -88,6 +88,7 @@ def test_depth_input_needs_a_dataset_with_depth():
     ("model.name=multimae_pico", "model.name"),
     ("task.mixup.mixup_alpha=0.8", "task.mixup.mixup_alpha"),  # nyuv2_seg below: mixup is classification-only
     ("trainer.epochs=0", "trainer.epochs"),  # evaluation only needs a checkpoint
+    ("data.root=/data/x", "data.cache_dir"),  # the synthetic data has no root: the error says where it is cached
 ])
 def test_bad_values_name_the_key(override, key):
     cfg = compose_finetune("nyuv2_seg", None, [override])

@@ -3,11 +3,13 @@ bit-identical resumption, and hard selection picking the hard samples."""
 
 import csv
 
+import numpy as np
 import pytest
 import torch
 
 from attent_vision.cli.entry import pretrain_job
 from attent_vision.engine.results import read_results
+from attent_vision.pretraining.sample_record import read_selections
 from attent_vision.pretraining.trainer import Pretrainer, pretrain
 from attent_vision.teaching import select
 from conftest import compose_train
@@ -50,6 +52,18 @@ def test_tiny_run_learns_and_accounts_for_every_step(tmp_path):
     assert t["total"] >= t["train"] > 0 and t["scoring"] > 0 and t["eval"] > 0
     assert abs(sum(v for k, v in t.items() if k != "total") - t["total"]) < 0.01
     assert (run_dir / "reconstructions" / "final.png").is_file() and (run_dir / "config.yaml").is_file()
+    # selections.npz: each selection's subset (its planned size, sorted, the top of its scores on average) and
+    # per-sample training counts that add up to the samples trained.
+    chosen = read_selections(run_dir / "selections.npz")
+    sizes = [s["size"] for s in results["selections"]]
+    assert [chosen[f"selection_{i}"].size for i in range(len(sizes))] == sizes
+    assert list(chosen["selection_epochs"]) == [s["epoch"] for s in results["selections"]]
+    for i, record in enumerate(results["selections"]):
+        indices, scores = chosen[f"selection_{i}"], chosen[f"scores_{i}"]
+        assert (np.diff(indices) > 0).all() and scores.shape == (results["num_train_samples"],)
+        assert scores[indices].mean() == pytest.approx(record["selected_score_mean"], rel=1e-5)
+        assert scores[indices].mean() > scores.mean()  # soft selection prefers high scores
+    assert chosen["train_counts"].sum() == results["samples_seen"]
 
 
 def test_same_seed_same_subsets_and_weights(tmp_path):
@@ -88,6 +102,11 @@ def test_run_stopped_mid_cycle_and_resumed_is_bit_identical(tmp_path, stop_after
     ref_w, res_w = final_weights(ref_dir), final_weights(run_dir)
     assert all(torch.equal(ref_w[k], res_w[k]) for k in ref_w)
     assert resumed["final"]["val_loss"] == reference["final"]["val_loss"]
+    # What each selection chose, the scores it chose by and every sample's training count match too.
+    chosen, chosen_ref = read_selections(run_dir / "selections.npz"), read_selections(ref_dir / "selections.npz")
+    assert chosen.keys() == chosen_ref.keys() and all(np.array_equal(chosen[k], chosen_ref[k], equal_nan=True)
+                                                      for k in chosen)
+    assert resumed["sample_selection"] == reference["sample_selection"]
     if scores in (LEARNABILITY, PRUNE):  # weighted subsets: their weights were part of what matched
         assert all(s["weights"]["max"] > s["weights"]["min"] for s in resumed["selections"])
     if scores == FREE_SCORES:  # the refreshes happened, uncapped, and their ages are part of what matched
@@ -106,6 +125,22 @@ def test_resume_refuses_a_run_folder_with_different_settings(tmp_path):
         run(tmp_path, "r", ["data.hflip_prob=0.0"])
     resumed, _ = run(tmp_path, "r", ["data.num_workers=1", "trainer.log_every_steps=1", "trainer.stop_after_steps=1"])
     assert resumed["status"] == "interrupted" and resumed["optimizer_steps"] == 4
+    # Many changes at once: every one is counted and the first ten named, with the remedy that works, and the
+    # refusal comes before the stage builds its data (a new synthetic dataset would be generated for num_train=50).
+    from attent_vision.data.cache import default_cache_dir
+
+    cached = sorted(default_cache_dir().glob("synthetic-*"))
+    changes = ["model.decoder_depth=1", "trainer.epochs=9", "data.synthetic.num_train=50", "optim.blr=0.01",
+               "optim.weight_decay=0.1", "data.hflip_prob=0.0", "selection.temperature=2.0", "teaching.total_cycles=3",
+               "ratio.final_ratio=0.5", "trainer.batch_size=8", "model.alpha=0.5", "optim.min_lr=0.0"]
+    with pytest.raises(CheckpointError) as refused:
+        run(tmp_path, "r", changes)
+    message = str(refused.value)
+    named = [change.split("=")[0] for change in changes]
+    assert all(key in message for key in named), message
+    assert "data.synthetic.num_train: 96 -> 50" in message and " more: " in message and "checkpoint.resume=archive" in message and "hydra.run.dir" in message
+    assert "checkpoint.resume=never" not in message  # it would refuse again over these checkpoints
+    assert sorted(default_cache_dir().glob("synthetic-*")) == cached
 
 
 def test_hard_selection_picks_the_hard_samples(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 
 from attent_vision.config.downstream_tasks import DOWNSTREAM_TASKS
 from attent_vision.report import TABLE3_ORDER, aggregate, build_report, main, run_row
+from attent_vision.report.selection_plot import chosen_and_percentile, selection_arrays
 from conftest import run_cli
 
 
@@ -28,8 +29,19 @@ def test_report_has_every_row_in_table3_order(report):
     assert [line.split(" | ")[0] for line in markdown[2:]] == [
         "| t3_" + ("full" if s == "none" else f"{r}_{i}_{s}") for r, i, s in TABLE3_ORDER]
     for name in ("report.md", "report.csv", "val_loss_vs_wall_time.png", "val_loss_vs_samples_seen.png",
-                 "throughput.png", "score_histograms.png"):
+                 "throughput.png", "score_histograms.png", "chosen_vs_score.png"):
         assert (out / name).stat().st_size > 0
+
+
+def test_hard_selection_chooses_the_high_scores_and_random_has_none(report):
+    """selections.npz of the real sweep: top-k keeps choosing the samples of the highest score percentiles."""
+    built, _, _ = report
+    by_setting = {(r["ratio"], r["interval"], r["selection"]): r for r in built["rows"]}
+    hard = selection_arrays(by_setting[("cosine", "fixed", "hard")]["runs"][0]["result"])
+    chosen, percentile = chosen_and_percentile(hard)
+    assert percentile[chosen == chosen.max()].mean() > 0.6 > percentile[chosen == 0].mean()
+    random = selection_arrays(by_setting[("cosine", "incremental", "random")]["runs"][0]["result"])
+    assert not any(name.startswith("scores_") for name in random) and random["selection_epochs"].size > 0
 
 
 def test_report_numbers_match_the_results_files(report):

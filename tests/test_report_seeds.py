@@ -6,6 +6,7 @@ histograms. Fast: no training."""
 import math
 
 import matplotlib
+import numpy as np
 import matplotlib.pyplot as plt
 import pytest
 from omegaconf import OmegaConf
@@ -13,6 +14,7 @@ from omegaconf import OmegaConf
 from attent_vision.engine.results import COMPLETED, RunResults, write_json_atomic
 from attent_vision.errors import UserError
 from attent_vision.report import PLOTS, build_report, main
+from attent_vision.report.selection_plot import chosen_and_percentile, selection_arrays
 from attent_vision.teaching.score_table import score_histogram
 
 
@@ -47,7 +49,17 @@ def write_run(folder, *, seed=0, val_loss=1.0, experiment="default", selection="
                 "total": 6.6}, history=history,
         details={"samples_scored": 96 * len(selections), "selections": selections})
     write_json_atomic(results.to_dict(), folder / "results.json")
-    OmegaConf.save(OmegaConf.create({"experiment_name": experiment, "trainer": {"seed": seed}}), folder / "config.yaml")
+    if selections:  # what the trainer writes beside it: each selection's top half and the scores it ranked
+        arrays = {"num_samples": np.array(96), "train_counts": np.ones(96, dtype=np.int32),
+                  "selection_epochs": np.array([s["epoch"] for s in selections], dtype=np.int32)}
+        for i, s in enumerate(selections):
+            arrays[f"selection_{i}"] = np.arange(48, 96)
+            arrays[f"scores_{i}"] = np.linspace(0, 1, 96, dtype=np.float32) * s["epoch"]
+        np.savez_compressed(folder / "selections.npz", **arrays)
+    config = {"experiment_name": experiment, "trainer": {"seed": seed, "device": "cpu"}, "model": {"name": "multimae_pico"},
+              "ratio": {"schedule": ratio}, "interval": {"schedule": interval},
+              "selection": {"strategy": selection, "temperature": temperature}, "logger": {"name": str(folder)}}
+    OmegaConf.save(OmegaConf.create(config), folder / "config.yaml")
     return folder
 
 
@@ -95,13 +107,13 @@ def test_experiment_column_and_settings_that_differ_are_separate_rows(tmp_path):
     assert lines[0].startswith("| experiment | ratio | interval | selection | differs | seeds | wall s |")
     assert [line.split(" | ")[0] for line in lines[2:6]] == ["| paper_soft", "| soft_learnability", "| temps",
                                                               "| temps"]
-    assert [r["differs"] for r in built["rows"]] == ["", "", "temperature=0.5", "temperature=2.0"]
+    assert [r["differs"] for r in built["rows"]] == ["", "", "selection.temperature=0.5", "selection.temperature=2.0"]
     assert all(r["seeds"] == 1 and r["reruns"] == 0 for r in built["rows"])
     # Legend labels stay short and only grow where two rows would read alike.
     assert [r["label"] for r in built["rows"]] == [
         "soft / incremental / incremental (paper_soft)", "soft / incremental / incremental (soft_learnability)",
-        "soft / incremental / incremental (temps) (temperature=0.5)",
-        "soft / incremental / incremental (temps) (temperature=2.0)"]
+        "soft / incremental / incremental (temps) (selection.temperature=0.5)",
+        "soft / incremental / incremental (temps) (selection.temperature=2.0)"]
 
 
 def test_help_lists_every_file_the_report_writes(tmp_path, capsys):
@@ -155,7 +167,9 @@ def test_score_histograms_plot_one_panel_per_setting_and_skips_runs_without(tmp_
     write_run(tmp_path / "sweep" / "old", selection="hard", ratio="cosine", histograms=False)  # an older file
     built = build_report([tmp_path / "sweep"], tmp_path / "out")
     assert (tmp_path / "out" / "score_histograms.png") in built["files"]
-    fig = next(f for f in kept_figures().values() if f._suptitle is not None)
+    kept_figures()
+    fig = next(f for f in map(plt.figure, plt.get_fignums())
+               if f._suptitle is not None and f._suptitle.get_text().startswith("Scores the teacher selected from"))
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert [ax.get_title() for ax in panels] == ["soft / incremental / incremental (seed 0)",
                                                  "hard / incremental / incremental (seed 0)"]
@@ -167,7 +181,7 @@ def test_no_histograms_no_histogram_plot(tmp_path):
     write_run(tmp_path / "sweep" / "old", histograms=False)
     built = build_report([tmp_path / "sweep"], tmp_path / "out")
     assert not (tmp_path / "out" / "score_histograms.png").exists()
-    assert [p.name for p in built["files"]][-1] == "throughput.png"
+    assert "score_histograms.png" not in [p.name for p in built["files"]]
 
 
 def test_without_matplotlib_the_tables_are_written_and_the_error_says_what_to_install(tmp_path, monkeypatch, capsys):
@@ -190,3 +204,17 @@ def test_score_histogram_counts_only_finite_scores():
     assert len(hist["counts"]) == 20 and len(hist["edges"]) == 21 and sum(hist["counts"]) == 4
     assert hist["edges"][0] == 0.0 and hist["edges"][-1] == 2.0 and hist["counts"][0] == 1 and hist["counts"][-1] == 1
     assert score_histogram(torch.tensor([float("nan"), float("-inf")])) is None
+
+
+def test_chosen_vs_score_counts_each_selection_and_ranks_within_it(tmp_path):
+    folder = write_run(tmp_path / "sweep" / "a")
+    arrays = selection_arrays({"run_dir": str(folder)})
+    chosen, percentile = chosen_and_percentile(arrays)
+    assert chosen.tolist() == [0] * 48 + [2] * 48  # the top half, chosen by both selections
+    assert percentile[0] == 0 and percentile[-1] == 1 and (np.diff(percentile) > 0).all()
+    built = build_report([tmp_path / "sweep"], tmp_path / "out")
+    assert (tmp_path / "out" / "chosen_vs_score.png") in built["files"]
+    # A run without selections.npz (older, or full data) has no panel, and no figure when no run has one.
+    (folder / "selections.npz").unlink()
+    assert selection_arrays({"run_dir": str(folder)}) is None
+    assert (tmp_path / "out2" / "chosen_vs_score.png") not in build_report([tmp_path / "sweep"], tmp_path / "out2")["files"]

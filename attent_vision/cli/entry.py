@@ -25,12 +25,17 @@ def hydra_run_dir() -> str:
     return HydraConfig.get().runtime.output_dir
 
 
-def check_command_line(argv: list[str], command: str) -> None:
+def check_command_line(argv: list[str], command: str, primary_config: Path) -> None:
     """What can be checked from the command line alone, before Hydra composes the config: a launcher whose plugin (the
-    ``slurm`` extra) is not installed. Hydra would say only "Could not load 'hydra/launcher/submitit_slurm'"; this
-    prints one line naming the install and exits with status 2. Logging is not set up yet, hence stderr."""
+    ``slurm`` extra) is not installed (Hydra would say only "Could not load 'hydra/launcher/submitit_slurm'"), and
+    overrides naming a key, group or option that ``command``'s tree (``primary_config``'s folder) does not have
+    (override_check.py; ``+key=value`` would otherwise pass silently). Each prints one line and exits with status
+    2. Logging is not set up yet, hence stderr."""
+    from .override_check import check_overrides
+
     try:
         require_launcher_plugin(argv, command)
+        check_overrides(argv, command, primary_config)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
@@ -46,9 +51,15 @@ def start_console_command(hydra_main: Callable[[], object], command: str, primar
 
     if print_help_if_asked(sys.argv[1:], primary_config, SHARED_CONF_DIR):
         return
-    check_command_line(sys.argv[1:], command)  # a missing optional extra, before Hydra fails on it
+    check_command_line(sys.argv[1:], command, primary_config)  # a missing extra or a typo, before Hydra runs
     sys.argv += rank_hydra_overrides(sys.argv[1:])
     hydra_main()
+    from .multirun_summary import take_exit_status
+
+    # A multirun whose jobs did not all complete exits non-zero (its summary line was printed as it ended).
+    status = take_exit_status()
+    if status:
+        sys.exit(status)
 
 
 def _nothing() -> None:
@@ -71,6 +82,14 @@ def pretrain_job(cfg: DictConfig, run_dir: str | Path, accepted: Callable[[], No
     from ..engine.results import COMPLETED, write_json_atomic
     from ..pretraining.trainer import Pretrainer
 
+    if cfg.downstream.tasks:  # a typo in the fine-tuning overrides fails now, not after pretraining
+        from ..conf import FINETUNE_CONF_DIR
+        from .override_check import check_overrides
+
+        try:
+            check_overrides(list(cfg.downstream.overrides), "attent-finetune", FINETUNE_CONF_DIR / "finetune.yaml")
+        except UserError as e:
+            raise type(e)(f"downstream.overrides: {e}") from None
     trainer = Pretrainer(cfg, run_dir)
     accepted()
     results = trainer.run()
@@ -106,7 +125,24 @@ JOBS: dict[str, Callable[..., dict]] = {"pretrain": pretrain_job, "finetune": fi
 
 
 def run_entry(cfg: DictConfig, stage: str) -> dict | None:
-    """Validate ``cfg`` for ``stage`` (pretrain / finetune), then run its job into the Hydra run folder."""
+    """Validate ``cfg`` for ``stage`` (pretrain / finetune), then run its job into the Hydra run folder. A multirun
+    job also records how it ended, whatever ended it, for the sweep's summary line (multirun_summary.py)."""
+    if HydraConfig.get().mode.name != "MULTIRUN":
+        return run_job(cfg, stage)
+    from .multirun_summary import record_job_outcome
+
+    try:
+        results = run_job(cfg, stage)
+    except BaseException as e:  # a bug, or a second signal: Hydra stops the sweep; the record says why
+        record_job_outcome(None, e)
+        raise
+    record_job_outcome(results)
+    return results
+
+
+def run_job(cfg: DictConfig, stage: str) -> dict | None:
+    """``run_entry`` without the multirun record: a single run exits here with status 2 on a user error and with
+    128 + n when signal n stopped it; a multirun job returns its results (``failed`` with the error line)."""
     from ..config import validate_config
 
     metadata = RunMetadata.of_hydra_job()
@@ -122,7 +158,7 @@ def run_entry(cfg: DictConfig, stage: str) -> dict | None:
         log.error("error: %s", error)
         # A multirun keeps going with its other jobs; a single run stops here with a non-zero status.
         if HydraConfig.get().mode.name == "MULTIRUN":
-            return {"status": "failed", "error": str(error)}
+            return {"status": "failed", "error": str(error), "exit_code": error.exit_code}
         sys.exit(UserError.exit_code)
     finally:
         metadata.restore_unless_accepted()

@@ -14,7 +14,8 @@ DOWNSTREAM_DATASETS = ("synthetic", "imagenet_s50", "nyuv2")
 @dataclass
 class DownstreamDataConfig:
     name: str = "synthetic"  # synthetic | imagenet_s50 | nyuv2
-    root: Optional[str] = None  # dataset folder; for synthetic, the cache folder (null = $ATTENT_VISION_CACHE)
+    root: Optional[str] = None  # dataset folder (imagenet_s50, nyuv2; the synthetic data has none)
+    cache_dir: Optional[str] = None  # where the synthetic data is generated (null = $ATTENT_VISION_CACHE)
     train_split: Optional[str] = None  # null = the task's usual split
     eval_split: Optional[str] = None  # null = the task's usual evaluation split
     num_workers: int = 2  # loader worker processes

@@ -6,7 +6,7 @@ what types cannot express and raises a ConfigError naming the key, the value and
 """
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from omegaconf import DictConfig
 
@@ -115,6 +115,7 @@ class FinetuneConfig:
     checkpoint: CheckpointConfig = field(default_factory=lambda: CheckpointConfig(keep_last=1))
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     experiment_name: str = "finetune"
+    extra: dict[str, Any] = field(default_factory=dict)  # the user's own keys (+extra.note=...): kept, never read
 
 
 CHOICES = {
@@ -134,6 +135,10 @@ def validate_finetune_config(cfg: DictConfig) -> None:
 
     validate_common(cfg)
     check_choices(cfg, CHOICES)
+    require(cfg.data.name != "synthetic" or cfg.data.root is None, "data.root", cfg.data.root,
+            "the embedded synthetic data (data=synthetic_downstream, the default) is generated, not read from a "
+            "folder; to fine-tune on your data add data=imagenet_s50_downstream or data=nyuv2, or to choose where "
+            "the synthetic data is cached set data.cache_dir=... (or $ATTENT_VISION_CACHE)")
     t, m, o, tr = cfg.task, cfg.model, cfg.optim, cfg.trainer
     require(t.loss in LOSSES[t.kind], "task.loss", t.loss, f"a {t.kind} task takes one of {list(LOSSES[t.kind])}")
     require(t.num_classes is None or t.num_classes >= 2, "task.num_classes", t.num_classes, "must be >= 2 or null")

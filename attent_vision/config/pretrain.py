@@ -6,7 +6,7 @@ checks what types cannot express and raises a ConfigError naming the key, the va
 """
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from omegaconf import DictConfig
 
@@ -46,7 +46,8 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     name: str = "synthetic"
-    root: Optional[str] = None
+    root: Optional[str] = None  # the dataset folder (folder datasets; the synthetic data has none)
+    cache_dir: Optional[str] = None  # where the synthetic data is generated (None = $ATTENT_VISION_CACHE)
     train_split: str = "train"
     val_split: Optional[str] = "val"
     max_val_samples: Optional[int] = None
@@ -97,7 +98,13 @@ class TrainConfig:
     downstream: DownstreamConfig = field(default_factory=DownstreamConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     experiment_name: str = "default"
+    extra: dict[str, Any] = field(default_factory=dict)  # the user's own keys (+extra.note=...): kept, never read
 
+
+# The synthetic data is generated, never read from a folder: a data.root given with it is a mistake either way.
+SYNTHETIC_HAS_NO_ROOT = ("the embedded synthetic data (data=synthetic, the default) is generated, not read from a "
+                         "folder; to train on your data add data=folder, or to choose where the synthetic data is "
+                         "cached set data.cache_dir=... (or $ATTENT_VISION_CACHE)")
 
 CHOICES = {
     "data.name": ("synthetic", "folder"),
@@ -153,6 +160,7 @@ def validate_train_config(cfg: DictConfig) -> None:
     d = cfg.data
     require(d.name == "synthetic" or d.root, "data.root", d.root,
             "set data.root=/path/to/dataset (the folder holding <split>/<modality>/<class>/...)")
+    require(d.name != "synthetic" or d.root is None, "data.root", d.root, SYNTHETIC_HAS_NO_ROOT)
     require(len(d.crop_scale) == 2 and 0 < d.crop_scale[0] <= d.crop_scale[1] <= 1, "data.crop_scale",
             list(d.crop_scale), "must be [min, max] with 0 < min <= max <= 1")
     require(len(d.crop_ratio) == 2 and 0 < d.crop_ratio[0] <= d.crop_ratio[1], "data.crop_ratio",

@@ -19,6 +19,7 @@ import logging
 from ..atomic_files import temp_file_beside
 from ..errors import CheckpointError, UnreadableCheckpoint
 from ..models.convert import read_checkpoint
+from .run_identity import flatten, is_under
 from .storage import writing
 
 CHECKPOINT_RE = re.compile(r"^step_(\d{8})\.pt$")
@@ -162,21 +163,10 @@ class CheckpointManager:
         return state
 
 
-def _flatten(d, prefix=""):
-    out = {}
-    for k, v in (d or {}).items():
-        key = f"{prefix}{k}"
-        out.update(_flatten(v, key + ".") if isinstance(v, dict) else {key: v})
-    return out
-
-
 def config_differences(saved: dict, current: dict, may_differ: tuple[str, ...]) -> list[str]:
     """Every setting that differs between a checkpoint's config and the current one, as ``key: old -> new`` lines,
     except those under the dotted keys or sections in ``may_differ`` (settings that do not change what a run
     computes: logging, loader workers, checkpointing ...). Everything else, augmentation included, must match."""
-    def allowed(key: str) -> bool:
-        return any(key == k or key.startswith(k + ".") for k in may_differ)
-
-    a, b = _flatten(saved), _flatten(current)
+    a, b = flatten(saved), flatten(current)
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
-            if not allowed(k) and a.get(k) != b.get(k)]
+            if not is_under(k, may_differ) and a.get(k) != b.get(k)]

@@ -17,15 +17,17 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from ..data.skipping import nothing_loaded
-from ..errors import CheckpointError, ConfigError, UserError
+from ..errors import ConfigError, UserError
 from .bars import console_logs_above_bars, progress_bar, show_bars
-from .checkpoint import CheckpointManager, config_differences, restore_rng, training_state
+from .checkpoint import CheckpointManager
 from .console import format_metrics, format_seconds
-from .distributed import DistEnv, all_reduce_sum, barrier, broadcast_object, init_distributed
+from .distributed import DistEnv, all_reduce_sum, broadcast_object, init_distributed
 from .loaders import make_loader, shut_down_workers
 from .nonfinite import Divergence, NonFiniteGuard
 from .preemption import StopRequested
+from .provenance import provenance
 from .run_lock import RunFolderLock
+from .run_checkpoints import RunCheckpoints
 from .run_record import RunRecord, tracker_metrics
 from .runtime import configure_backends, grad_scaler, resolve_precision, wrap_model
 from .sampler import EpochBatchSampler, step_shapes
@@ -37,7 +39,7 @@ from .tracking import Tracker
 log = logging.getLogger(__name__)
 
 
-class Trainer(StageHooks, RunRecord):
+class Trainer(StageHooks, RunRecord, RunCheckpoints):
     """One training run of a stage, from its config into its run folder (resumed when the folder has checkpoints).
     What the stage supplies is documented in engine/stage.py."""
 
@@ -67,6 +69,12 @@ class Trainer(StageHooks, RunRecord):
         configure_backends(self.device)
         self.precision = resolve_precision(t.precision, self.device)
         self.wall_start = time.perf_counter()
+        self.ckpt = CheckpointManager(self.run_dir / "checkpoints", cfg.checkpoint.keep_last)
+        if self.dist.is_main:
+            self.ckpt.remove_stale_temporaries()
+        # Before the stage builds its data (which may generate a dataset): a checkpoint of other settings is
+        # refused, and an earlier run archived, before any work.
+        resume_from = self._checkpoint_to_resume()
         torch.manual_seed(t.seed)  # identical initial weights on every rank
         self.setup()
 
@@ -89,12 +97,10 @@ class Trainer(StageHooks, RunRecord):
         self.scaler = grad_scaler(self.precision, self.device)
         self.train_model = wrap_model(self.model, self.device, self.dist.distributed, t.compile)
 
-        self.ckpt = CheckpointManager(self.run_dir / "checkpoints", cfg.checkpoint.keep_last)
-        if self.dist.is_main:
-            self.ckpt.remove_stale_temporaries()
         self.progress = self.progress_type()
         self.timer = PhaseTimer(self.device)
-        self._resume()
+        if resume_from is not None:
+            self._resume(*resume_from)
         self.steps_at_start = self.progress.global_step
         self._saved_at = self.steps_at_start if self.steps_at_start else None  # resumed from this step's checkpoint
         self._epoch_sums: torch.Tensor | None = None
@@ -102,6 +108,7 @@ class Trainer(StageHooks, RunRecord):
             OmegaConf.save(cfg, self.run_dir / "config.yaml", resolve=True)
         self.tracker = Tracker(cfg.logger, self.run_dir, OmegaConf.to_container(cfg, resolve=True), self.dist.is_main)
         self.stop = StopRequested()
+        self.provenance = provenance(self.device) if self.dist.is_main else {}  # code, libraries, host (results.json)
         self.guard = NonFiniteGuard(t.max_nonfinite_steps)
 
     # --------------------------------------------------------------------------------------------- helpers
@@ -111,71 +118,6 @@ class Trainer(StageHooks, RunRecord):
 
     def wall(self) -> float:
         return self.progress.wall_s + time.perf_counter() - self.wall_start
-
-    def _resume(self) -> None:
-        resume = self.cfg.checkpoint.resume
-        if resume in ("never", "archive"):
-            self._start_over(resume)
-            return
-        if resume == "auto":  # the newest readable checkpoint (rank 0 decides; the others read the same file)
-            found = self.ckpt.newest_readable() if self.dist.is_main else None
-            path = broadcast_object(found[0] if found else None, self.dist)
-            if path is None:
-                return
-            state = found[1] if self.dist.is_main else self.ckpt.load(path)
-        else:
-            path = Path(resume)
-            state = self.ckpt.load(path)
-        diffs = config_differences(state.get("config", {}), OmegaConf.to_container(self.cfg, resolve=True),
-                                   self.resume_may_differ)
-        if diffs:
-            raise CheckpointError(f"{path} was written by a run with different settings ({'; '.join(diffs[:4])}); "
-                                  "resume it with the original settings, or start a new run folder (or set "
-                                  "checkpoint.resume=never)")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.progress = self.progress_type.from_state(state["progress"])
-        self.timer = PhaseTimer(self.device, self.progress.timers)
-        self.load_extra_state(state)
-        restore_rng(state, self.device)
-        log.info("resumed from %s at epoch %d step %d (global step %d)", path, self.progress.epoch + 1,
-                 self.progress.step_in_epoch, self.progress.global_step)
-
-    def _start_over(self, resume: str) -> None:
-        """A fresh run in this folder: refused when an earlier run's checkpoints are there (they would mix with the
-        new ones), unless ``archive`` moves that run's files to <run>/archived/<time>/ first."""
-        earlier = self.ckpt.checkpoints()
-        if earlier and resume == "never":
-            raise CheckpointError(
-                f"{self.run_dir} holds checkpoints of an earlier run (newest {earlier[-1].name}); resume it "
-                "(checkpoint.resume=auto), give this run another hydra.run.dir, or set checkpoint.resume=archive to "
-                "move the earlier run's files to <run>/archived/ and start over")
-        if earlier and self.dist.is_main:
-            where = self.ckpt.archive_run(self.run_dir)
-            log.warning("moved the earlier run's checkpoints and results to %s; starting over", where)
-        barrier(self.dist)
-
-    def save(self) -> None:
-        """Checkpoint the complete training state (rank 0 writes; all ranks wait). Saving twice at one step is a
-        no-op, so callers need not coordinate."""
-        p = self.progress
-        if self._saved_at == p.global_step:
-            return
-        self._saved_at = p.global_step
-        with self.timer.phase("checkpoint"):
-            p.epoch_sums = None
-            if p.step_in_epoch and self._epoch_sums is not None:  # mid-epoch: keep the loss so far
-                p.epoch_sums = all_reduce_sum(self._epoch_sums.clone(), self.dist).tolist()
-            extra = self.extra_state()  # on every rank: it may sum over ranks
-            if self.dist.is_main:
-                p.timers, wall = self.timer.snapshot(), p.wall_s
-                p.wall_s = self.wall()
-                state = training_state(model=self.model, optimizer=self.optimizer, scaler=self.scaler,
-                                       progress=p.to_state(), cfg=self.cfg, device=self.device, **extra)
-                p.wall_s = wall
-                self.ckpt.save(state, p.global_step)
-            barrier(self.dist)
 
     def stop_requested(self, agree: bool = True) -> bool:
         """Whether a signal or ``trainer.stop_after_steps`` asks to stop (after saving a checkpoint). Ranks may get

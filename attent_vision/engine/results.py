@@ -41,6 +41,8 @@ class RunResults:
     history: list[dict]  # one entry per epoch
     exit_code: int = 0
     diverged: dict | None = None  # {"step", "what"} when training produced non-finite values (status diverged)
+    config: dict = field(default_factory=dict)  # the resolved config (the report groups runs by it)
+    provenance: dict = field(default_factory=dict)  # git commit (dirty flag), library versions, host, device
     details: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

@@ -6,6 +6,8 @@ loop itself; it reads the trainer's progress, timer, stage hooks and tracker.
 
 import logging
 
+from omegaconf import OmegaConf
+
 from ..errors import UserError
 from .console import format_metrics, format_seconds
 from .nonfinite import DIVERGED_EXIT_CODE, Divergence
@@ -60,6 +62,7 @@ class RunRecord:
             planned_optimizer_steps=self.total_steps, samples_seen=p.samples_seen, bad_samples=p.bad_samples,
             bad_examples=p.bad_examples, time_s=times, history=p.history,
             exit_code=p.exit_code if status in (INTERRUPTED, DIVERGED, FAILED) else 0, diverged=p.diverged,
+            config=OmegaConf.to_container(self.cfg, resolve=True), provenance=self.provenance,
             details=self.result_details(),
         )
         return record.to_dict()

@@ -8,20 +8,16 @@ device), ``self.train_dataset`` (items keyed by ``(index, epoch, weight)``, see 
 import torch
 
 from .progress import Progress
+from .run_identity import OUTSIDE_THE_COMPUTATION
 from .sampler import StepShape
 
 
 class StageHooks:
     stage = ""  # pretrain | finetune: results.json "stage"
-    # Config keys (dotted, or whole sections) a resumed run may change; every other key must equal the checkpoint's.
-    resume_may_differ: tuple[str, ...] = (
-        "trainer.eval_batch_size", "trainer.compile", "trainer.device", "trainer.log_every_steps",
-        "trainer.val_every_epochs", "trainer.progress_bar", "trainer.stop_after_steps", "trainer.max_nonfinite_steps",
-        "trainer.micro_batch_size", "trainer.vis_every_epochs", "trainer.num_vis_samples", "data.num_workers",
-        "data.pin_memory", "data.persistent_workers", "data.prefetch_factor", "checkpoint", "logger", "downstream",
-        "experiment_name", "teaching.scoring_batch_size", "model.init_from", "probe",
-        "data.cache",
-    )
+    # Config keys (dotted, or whole sections) a resumed run may change; every other key must equal the checkpoint's:
+    # those outside the computation (engine/run_identity.py), what runs after training or only at its start, and
+    # the user's own keys (``extra``: labels, which the report still tells apart).
+    resume_may_differ: tuple[str, ...] = OUTSIDE_THE_COMPUTATION + ("downstream", "model.init_from", "probe", "extra")
     progress_type = Progress  # the typed progress record (a stage may extend it)
     drop_last = False  # full global batches only (batch-mean losses); else a short last batch
     evaluate_at_start = False  # evaluate before the first step (the reference point of "it learned")

@@ -19,7 +19,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
 from ..conf import FINETUNE_CONF_DIR
-from ..config import register_configs, validate_finetune_config
+from ..config import register_configs, validate_config
 from ..config.downstream_tasks import DOWNSTREAM_TASKS
 from ..engine.results import write_json_atomic
 from ..errors import ConfigError, UserError
@@ -65,7 +65,7 @@ def run_finetune_suite(init_from: str | Path | None, tasks: list[str], overrides
     for task in tasks:
         try:
             cfg = compose_finetune(task, init_from, list(overrides))
-            validate_finetune_config(cfg)
+            validate_config(cfg, "finetune")  # with the closed-schema check of keys added by +key
             log.info("downstream suite: %s from %s", task, init_from)
             results[task] = finetune(cfg, out_dir / task)
         except UserError as e:

@@ -53,11 +53,11 @@ def build_loss(cfg, model) -> MultiMAELoss:
 
 def dataset_root(cfg) -> Path:
     """The pretraining data root: ``data.root`` for folder datasets; for the synthetic default, the cache folder
-    (generated on first use; ``data.root`` then overrides the cache location)."""
+    (generated on first use into ``data.cache_dir``, default $ATTENT_VISION_CACHE)."""
     d = cfg.data
     if d.name == "synthetic":
         settings = SyntheticSettings(**{k: d.synthetic[k] for k in d.synthetic}).for_model(cfg.model.image_size)
-        return ensure_synthetic_dataset(settings, d.root)
+        return ensure_synthetic_dataset(settings, d.cache_dir)
     return Path(d.root).expanduser()
 
 

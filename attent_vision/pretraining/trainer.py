@@ -28,6 +28,7 @@ from ..teaching.scoring_pass import run_scoring_pass
 from .builders import MODALITIES, build_loss, build_pretrain_model, build_pretrain_views, dataset_root
 from .probing import PretrainingProbes
 from .reference import train_reference_model
+from .sample_record import FILE_NAME as SELECTIONS_FILE, TrainCounts, write_selections
 from .visualize import save_reconstructions
 from .work import PretrainProgress, compute_details, describe_flops, measure_pretrain_flops
 
@@ -66,6 +67,7 @@ class Pretrainer(PretrainingProbes, Trainer):
         except ValueError as e:
             raise ConfigError(str(e)) from None
         self.plan = self.teacher.plan
+        self.train_counts = TrainCounts(len(self.train_dataset))  # selections.npz (sample_record.py)
         self.num_epochs = len(self.plan.epochs)
         self.score_loader = None  # built on the first scoring pass (strategies without scores never need it)
         val, max_val = self.views["val"], cfg.data.max_val_samples
@@ -173,7 +175,10 @@ class Pretrainer(PretrainingProbes, Trainer):
             self.tracker.log(metrics, self.progress.global_step)
             if record.get("scores", {}).get("scored"):
                 self.tracker.histogram("teach/scores", self.teacher.finite_scores().numpy(), self.progress.global_step)
-        return self._planned_size(epoch, subset, record)
+        pool = self._planned_size(epoch, subset, record)
+        if not resuming:  # a resumed epoch was counted before its checkpoint
+            self.train_counts.add_epoch(pool)
+        return pool
 
     def _planned_size(self, epoch: int, subset: torch.Tensor | None, record: dict | None) -> torch.Tensor | None:
         """The subset, filled up to the plan's size by repeating its samples when too few loadable ones remain.
@@ -274,10 +279,12 @@ class Pretrainer(PretrainingProbes, Trainer):
 
     def extra_state(self) -> dict:
         self.teacher.merge_rank_tables()  # every rank's training-step scores into the checkpoint
-        return {"teacher": self.teacher.state_dict()}
+        return {"teacher": self.teacher.state_dict(), "train_counts": self.train_counts.counts.clone()}
 
     def load_extra_state(self, state: dict) -> None:
         self.teacher.load_state_dict(state["teacher"])
+        if state.get("train_counts") is not None:
+            self.train_counts.counts = state["train_counts"].clone()
 
     def setting(self) -> dict:
         c = self.cfg
@@ -292,6 +299,7 @@ class Pretrainer(PretrainingProbes, Trainer):
         return {"samples_scored": self.teacher.samples_scored, "scoring_passes": self.teacher.scoring_passes,
                 "num_train_samples": self.num_train, "work_fraction_planned": round(self.plan.work_fraction, 6),
                 "skipped_at_scan": len(self.train_dataset.folder.skipped), "selections": self.teacher.history,
+                "sample_selection": self.train_counts.summary(),
                 "compute": compute_details(self)}
 
     def save_outputs(self) -> None:
@@ -300,6 +308,12 @@ class Pretrainer(PretrainingProbes, Trainer):
             self.tracker.image("reconstructions", path, self.progress.global_step)
         save_weights(self.run_dir / "pretrained.pth", self.model, OmegaConf.to_container(self.cfg.model, resolve=True))
         self.tracker.add_final_outputs(self.run_dir / "pretrained.pth")  # logger.upload_artifacts
+
+    def finish(self, interrupted: bool, diverged=None) -> dict:
+        if self.dist.is_main:  # beside every final results.json: what was chosen and trained, whatever the status
+            t = self.teacher
+            write_selections(self.run_dir / SELECTIONS_FILE, self.train_counts, t.history, t.chosen, t.chosen_by)
+        return super().finish(interrupted, diverged)
 
     def describe(self) -> list[str]:
         c = self.cfg

@@ -14,8 +14,10 @@ USAGE = """examples:
   attent-report multirun/2026-11-28_21-29-51                 # writes the files below into that folder
   attent-report outputs/a outputs/b --out reports/ablation   # any run folders, into reports/ablation
 
-One row per setting (experiment, ratio, interval, selection); runs of one setting are averaged over distinct seeds
-(trainer.seed), with the standard deviation over seeds as ±; reruns of one seed count once. Runs that did not
+One row per setting: experiment, ratio, interval, selection, and any other config key in which runs differ (named in
+the differs column; only the seed and keys outside the computation, engine/run_identity.py, may differ within a
+row). Runs of one setting are averaged over distinct seeds (trainer.seed), with the standard deviation over seeds
+as ±; reruns of one seed count once. Runs that did not
 complete are listed below the table, never averaged in.
 
 writes:

@@ -27,14 +27,17 @@ def jobs_without_results(paths: list[Path]) -> list[Path]:
     return [job.parent for job in jobs if not (job.parent / "results.json").is_file()]
 
 
-def config_seed(run_dir: Path):
-    """``trainer.seed`` of the resolved config a run wrote beside its results.json (None when there is none)."""
+def saved_config(run_dir: Path) -> dict | None:
+    """The resolved config a run wrote beside its results.json (results.json carries it since it has ``config``)."""
     from omegaconf import OmegaConf
 
     path = run_dir / "config.yaml"
-    if not path.is_file():
-        return None
-    return OmegaConf.select(OmegaConf.load(path), "trainer.seed", default=None)
+    return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else None
+
+
+def config_seed(run_dir: Path):
+    """``trainer.seed`` of the resolved config a run wrote beside its results.json (None when there is none)."""
+    return ((saved_config(run_dir) or {}).get("trainer") or {}).get("seed")
 
 
 def run_seed(result: dict, results_path: Path):
@@ -62,7 +65,8 @@ def read_runs(paths: list[Path]) -> tuple[list[dict], list[dict], list[Path]]:
     for path in files:
         result = read_results(path)
         if is_pretraining(result):
-            runs.append({**result, "seed": run_seed(result, path)})
+            config = result.get("config") or saved_config(Path(path).parent)
+            runs.append({**result, "seed": run_seed(result, path), "config": config})
     if not runs:
         raise UserError(f"no pretraining results.json under {where} (only fine-tuning runs); give a pretraining run "
                         "or multirun folder")

@@ -13,6 +13,8 @@ PLOTS = {
     "throughput.png": "training-step and scoring-pass throughput (samples/s) per epoch",
     "score_histograms.png": "the scores each selection chose from, one panel per setting (runs that recorded "
                             "score histograms only)",
+    "chosen_vs_score.png": "how often each sample was chosen against its mean score percentile, one panel per "
+                           "setting (runs with a selections.npz of scored selections)",
 }
 
 
@@ -166,5 +168,7 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
         return []
     plt = pyplot()
     paths = [*plot_val_loss(plt, rows, out_dir), plot_throughput(plt, rows, out_dir)]
-    histograms = plot_score_histograms(plt, rows, out_dir)
-    return paths + ([histograms] if histograms else [])
+    from .selection_plot import plot_chosen_vs_score
+
+    optional = [plot_score_histograms(plt, rows, out_dir), plot_chosen_vs_score(plt, rows, out_dir)]
+    return paths + [path for path in optional if path]

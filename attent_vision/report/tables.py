@@ -1,8 +1,10 @@
 """The report's table: one row per setting, averaged over distinct seeds, as Markdown and CSV.
 
-A row is a setting: experiment name, ratio, interval and selection, plus any other field of results.json's
-``setting`` that differs between runs which share those four (``differs``), so a multirun over, say, the temperature
-never averages different temperatures. Runs of one row are grouped by their seed (``trainer.seed``): repeated runs
+A row is a setting: experiment name, ratio, interval and selection, plus any other key of the run's resolved config
+that differs between runs which share those four (``differs``), so a multirun over, say, the learning rate never
+averages different learning rates. Only the seed and the keys that change neither the computation nor the
+measurements (engine/run_identity.py) may differ within a row. Result files without a config (older ones) compare
+their ``setting`` block instead. Runs of one row are grouped by their seed (``trainer.seed``): repeated runs
 of one seed (reruns) are averaged into that seed's value first, then the row's value is the mean over distinct seeds
 and its ± the standard deviation over them. ``seeds`` counts distinct seeds, ``reruns`` the runs beyond one per seed.
 """
@@ -14,6 +16,7 @@ import statistics
 from pathlib import Path
 
 from ..config.downstream_tasks import DOWNSTREAM_TASKS
+from ..engine.run_identity import computation_settings
 from .stats import seed_order
 
 # Table 3's row order: full data first, then the paper's rows; anything else after, alphabetically.
@@ -81,7 +84,7 @@ def run_row(result: dict) -> dict:
     row = {
         "experiment": result.get("experiment", ""), "ratio": ratio, "interval": interval, "selection": selection,
         "seed": result.get("seed", result["setting"].get("seed")), "status": result["status"],
-        "setting": {k: v for k, v in result["setting"].items() if k not in ROW_FIELDS}, "result": result,
+        "setting": run_settings(result), "result": result,
         "wall_s": t["total"], "train_s": t["train"], "scoring_s": t["scoring"], "data_wait_s": t["data_wait"],
         "eval_s": t["eval"], "samples_seen": result["samples_seen"], "samples_scored": result["samples_scored"],
         "optimizer_steps": result["optimizer_steps"],
@@ -96,13 +99,21 @@ def run_row(result: dict) -> dict:
 
 
 # Where a run ran, not what it computed: results do not depend on the rank count (tested), so runs that differ only
-# in these are reruns of one setting, not separate rows.
+# in these are reruns of one setting, not separate rows (for result files without a config).
 NOT_A_SETTING = {"seed", "world_size", "device", "precision"}
 
 
+def run_settings(result: dict) -> dict:
+    """What makes a run's setting, flattened: its resolved config without the seed and the keys outside the
+    computation; for older result files without a config, its ``setting`` block without where it ran."""
+    if result.get("config"):
+        return computation_settings(result["config"])
+    return {k: v for k, v in result["setting"].items() if k not in set(ROW_FIELDS) | NOT_A_SETTING}
+
+
 def _differs(members: list[dict]) -> list[str]:
-    """The setting fields whose values differ between ``members`` (runs sharing experiment and the row fields)."""
-    fields = sorted({k for m in members for k in m.get("setting", {})} - NOT_A_SETTING)
+    """The settings whose values differ between ``members`` (runs sharing experiment and the row fields)."""
+    fields = sorted({k for m in members for k in m.get("setting", {})})
     return [k for k in fields if len({json.dumps(m.get("setting", {}).get(k)) for m in members}) > 1]
 
 
@@ -144,8 +155,10 @@ def aggregate(rows: list[dict]) -> list[dict]:
         for column in NUMERIC:
             row[column], row[f"{column}_std"] = _mean_over_seeds(members, column)
         out.append(row)
-    full = next((r for r in out if r["selection"] == "none"), None)
+    fulls = [r for r in out if r["selection"] == "none"]
     for row in out:
+        # The full-data row of the same other settings; with one full-data row, that one.
+        full = fulls[0] if len(fulls) == 1 else next((f for f in fulls if f["differs"] == row["differs"]), None)
         row["rel_wall"] = row["wall_s"] / full["wall_s"] if full else math.nan
         full_compute = full["train_equivalents"] if full else math.nan
         row["rel_compute"] = row["train_equivalents"] / full_compute if full_compute else math.nan
@@ -163,8 +176,10 @@ def row_labels(rows: list[dict]) -> list[str]:
     labels = ["full data" if r["selection"] == "none" else f"{r['selection']} / {r['ratio']} / {r['interval']}"
               for r in rows]
     for extra in (lambda r: r["experiment"], lambda r: r["differs"]):
-        clash = {label for label in labels if labels.count(label) > 1}
-        labels = [f"{label} ({extra(r)})" if label in clash and extra(r) else label for label, r in zip(labels, rows)]
+        # Added only where it tells two rows of one label apart (two rows of one experiment gain nothing from it).
+        telling = {label for label in labels
+                   if len({extra(r) for other, r in zip(labels, rows) if other == label}) > 1}
+        labels = [f"{label} ({extra(r)})" if label in telling and extra(r) else label for label, r in zip(labels, rows)]
     return labels
 
 

@@ -96,6 +96,9 @@ class Teacher:
         self.weighting = False  # True while a weighted subset epoch runs (set by subset_for_epoch, resumes included)
         self.subset: torch.Tensor | None = None
         self.history: list[dict] = []
+        # Per selection (in history's order): the chosen sample indices, and the N scores chosen by (None without)
+        self.chosen: list[torch.Tensor] = []
+        self.chosen_by: list[torch.Tensor | None] = []
         self.samples_scored = 0
         self.scoring_passes = 0
         self.scoring_seconds = 0.0  # this rank's measured scoring time, for the cost cap (kept across resumes)
@@ -195,6 +198,8 @@ class Teacher:
             record["scores"], record["score_histogram"] = score_stats(current), score_histogram(current)
             record["selected_score_mean"] = float(scores[self.subset].mean())
         self.history.append(record)
+        self.chosen.append(self.subset.cpu().clone())
+        self.chosen_by.append(None if current is None else current.clone())
         self.last_selection = record
 
     def scores(self) -> torch.Tensor:
@@ -306,6 +311,8 @@ class Teacher:
             "table": self.table.state_dict(),
             "subset": None if self.subset is None else self.subset.clone(),
             "history": list(self.history),
+            "chosen": list(self.chosen),
+            "chosen_by": list(self.chosen_by),
             "samples_scored": self.samples_scored,
             "scoring_passes": self.scoring_passes,
             "scoring_seconds": self.scoring_seconds,
@@ -318,6 +325,8 @@ class Teacher:
         self.table.load_state_dict(state["table"])
         self.subset = state["subset"]
         self.history = list(state["history"])
+        self.chosen = list(state.get("chosen", []))
+        self.chosen_by = list(state.get("chosen_by", []))
         self.samples_scored = state.get("samples_scored", 0)
         self.scoring_passes = state.get("scoring_passes", 0)
         self.scoring_seconds = state.get("scoring_seconds", 0.0)

@@ -50,7 +50,7 @@ def downstream_datasets(data, task: str) -> tuple[Dataset, Dataset]:
     root: Path | str | None = data.root
     if name == "synthetic":
         settings = OmegaConf.to_container(OmegaConf.create(data.synthetic))  # a dataclass or a DictConfig
-        base = ensure_synthetic_downstream(root, **settings)
+        base = ensure_synthetic_downstream(getattr(data, "cache_dir", None), **settings)
         if task == "cls":
             name, root, splits = "imagenet_s50", base / "ImageNetS50", ("train", "validation")
         else:
