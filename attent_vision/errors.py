@@ -20,7 +20,8 @@ class DataError(UserError):
 
 
 class StorageError(UserError):
-    """A file or folder cannot be written: the disk is full, the folder is read-only or not ours to write."""
+    """A file or folder cannot be read or written: the disk is full, the folder is read-only, or this user may not
+    read or write it."""
 
 
 class CheckpointError(UserError):

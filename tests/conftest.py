@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
@@ -43,6 +44,24 @@ def smoke_data_root(isolated_cache):
     from attent_vision.data.pretrain.embedded import SyntheticSettings, ensure_synthetic_dataset
 
     return ensure_synthetic_dataset(SyntheticSettings(num_train=96, num_val=32, image_size=40))
+
+
+def make_folder_dataset(root: Path, size=40, count=4, val_count=None):
+    """A tiny pretraining folder dataset: ``count`` random rgb/depth/semseg samples of one class per split
+    (``val_count`` in val, default ``count``)."""
+    for split, n in (("train", count), ("val", count if val_count is None else val_count)):
+        for i in range(n):
+            write_sample(root, split, f"img{i}", size)
+    return root
+
+
+def write_sample(root: Path, split: str, stem: str, size=40) -> None:
+    for modality, array in (("rgb", torch.randint(0, 255, (size, size, 3), dtype=torch.uint8).numpy()),
+                            ("depth", (torch.rand(size, size) * 60000).to(torch.int32).numpy().astype("uint16")),
+                            ("semseg", torch.randint(0, 133, (size, size), dtype=torch.uint8).numpy())):
+        folder = root / split / modality / "n01"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(array).save(folder / f"{stem}.png")
 
 
 def compose_train(overrides: list[str]):

@@ -5,13 +5,12 @@ import json
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, run_cli, run_in_process
+from conftest import REPO, make_folder_dataset, run_cli, run_in_process
 
 
 def test_cfg_job_prints_the_config():
@@ -59,18 +58,6 @@ def test_bad_value_is_one_line_naming_the_key(tmp_path):
     assert out.returncode == 2 and "selection.temperature" in err
 
 
-def make_folder_dataset(root: Path, size=40, count=4):
-    for split in ("train", "val"):
-        for i in range(count):
-            for modality, array in (("rgb", torch.randint(0, 255, (size, size, 3), dtype=torch.uint8).numpy()),
-                                    ("depth", (torch.rand(size, size) * 60000).to(torch.int32).numpy().astype("uint16")),
-                                    ("semseg", torch.randint(0, 133, (size, size), dtype=torch.uint8).numpy())):
-                folder = root / split / modality / "n01"
-                folder.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(array).save(folder / f"img{i}.png")
-    return root
-
-
 @pytest.fixture(scope="module")
 def checkpointed_run(tmp_path_factory):
     """A run folder with a checkpoint, to check that failing invocations never touch it."""
@@ -86,7 +73,7 @@ def test_bad_input_fails_in_one_line_and_keeps_checkpoints(tmp_path, checkpointe
     run_dir, ckpt, before = checkpointed_run
     data = make_folder_dataset(tmp_path / "data")
     args = ["train.py", "debug=smoke", "data=folder", f"data.root={data}", f"hydra.run.dir={run_dir}",
-            "checkpoint.resume=never"]
+            "checkpoint.resume=never", "trainer.batch_size=4"]  # 4 samples: a larger batch is refused first
     expect = None
     if problem == "no_root":
         args[3] = f"data.root={tmp_path / 'nowhere'}"

@@ -141,6 +141,14 @@ def test_checkpoints_that_do_not_fit_fail_naming_the_problem(tmp_path, official_
     torch.save({"model": bad}, bad_path)
     with pytest.raises(CheckpointError, match=r"encoder\.0\.mlp\.fc1\.weight \(64, 32\) vs model \(128, 32\)"):
         build_finetune_model(compose_finetune("imagenet_s50_cls", bad_path, ["model.image_size=32"]), 10)
+    # 64 bytes flipped inside a weights file: the CRC-32s torch.save wrote with its records catch it.
+    flipped = tmp_path / "flipped.pth"
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+    flipped.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"flipped\.pth is corrupt"):
+        build_finetune_model(compose_finetune("imagenet_s50_cls", flipped, PICO), 10)
     empty_run = tmp_path / "empty_run"
     empty_run.mkdir()
     with pytest.raises(CheckpointError, match="folder without pretrained.pth"):

@@ -13,7 +13,7 @@ from typing import Callable
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from ..engine.storage import storage_error
+from ..engine.storage import unattributed_error
 from ..errors import UserError
 from ..extras import require_launcher_plugin
 from .run_metadata import RunMetadata
@@ -79,7 +79,7 @@ def pretrain_job(cfg: DictConfig, run_dir: str | Path, accepted: Callable[[], No
     (``<run>/downstream/<task>``), their best and final metrics added to results.json, so that a Table-3 sweep
     yields complete rows. The pretraining stage itself knows nothing of fine-tuning. ``accepted`` is called once
     the run folder took the run (its lock is held and its checkpoints fit this config)."""
-    from ..engine.results import COMPLETED, write_json_atomic
+    from ..engine.results import COMPLETED
     from ..pretraining.trainer import Pretrainer
 
     if cfg.downstream.tasks:  # a typo in the fine-tuning overrides fails now, not after pretraining
@@ -93,23 +93,59 @@ def pretrain_job(cfg: DictConfig, run_dir: str | Path, accepted: Callable[[], No
     trainer = Pretrainer(cfg, run_dir)
     accepted()
     results = trainer.run()
-    tasks = list(cfg.downstream.tasks)
-    if results["status"] != COMPLETED or not tasks:
+    if results["status"] != COMPLETED or not cfg.downstream.tasks:
         return results
-    from ..finetuning.suite import run_finetune_suite
+    return downstream_stage(cfg, trainer.run_dir, trainer.dist.is_main, results)
 
+
+def downstream_stage(cfg: DictConfig, run_dir: Path, is_main: bool, results: dict) -> dict:
+    """Fine-tune the completed pretraining run in ``run_dir`` (its ``results``) on ``downstream.tasks``, and
+    return its results with theirs. The run's status covers both stages (``stages`` in results.json says which
+    ended how): while the tasks run, results.json says ``running`` (a process killed there is not left saying
+    ``completed``); a task stopped by a signal makes the run ``interrupted`` with 128 + n, so a scheduler requeues
+    it and the rerun of the same command resumes that task (pretraining is complete, completed tasks are kept); a
+    task that failed or diverged makes it ``failed``, its error naming the task, with that task's exit status
+    (finetuning/suite.py ``suite_status``)."""
+    from ..engine.results import COMPLETED, FAILED, RUNNING, write_json_atomic
+    from ..finetuning.suite import run_finetune_suite, suite_status
+
+    path = run_dir / "results.json"
+    results["stages"] = {"pretraining": COMPLETED, "downstream": RUNNING}
+    if is_main:
+        write_json_atomic(results | {"status": RUNNING}, path)
     start = time.perf_counter()
-    suite = run_finetune_suite(trainer.run_dir / "pretrained.pth", tasks, list(cfg.downstream.overrides),
-                               trainer.run_dir / "downstream")
-    keep = ("status", "main_metric", "best", "final", "baseline", "error", "run_dir")
+    try:
+        suite = run_finetune_suite(run_dir / "pretrained.pth", list(cfg.downstream.tasks),
+                                   list(cfg.downstream.overrides), run_dir / "downstream")
+    except UserError as e:  # the suite's own files (a full disk): not left saying "running" either
+        results["stages"]["downstream"] = FAILED
+        if is_main:
+            try:
+                write_json_atomic(results | {"status": FAILED, "error": str(e), "exit_code": e.exit_code}, path)
+            except UserError as again:
+                log.warning("results.json not updated: %s", again)
+        raise
+    keep = ("status", "main_metric", "best", "final", "baseline", "error", "exit_code", "diverged", "run_dir")
     results["downstream"] = {task: {k: r[k] for k in keep if k in r} for task, r in suite.items()}
     results["time_s"]["downstream"] = round(time.perf_counter() - start, 3)
-    if trainer.dist.is_main:
-        write_json_atomic(results, trainer.run_dir / "results.json")
-        for task, r in results["downstream"].items():
-            value = (r.get("final") or {}).get(r.get("main_metric"))
-            log.info("downstream %s: %s", task, f"final {r['main_metric']} {value:.4f}" if value is not None
-                     else r.get("status"))
+    status, exit_code, error = suite_status(suite)
+    results["stages"]["downstream"] = status
+    results.update(status=status, exit_code=exit_code)
+    if error:
+        results["error"] = error
+    if not is_main:
+        return results
+    write_json_atomic(results, path)
+    for task, r in results["downstream"].items():
+        value = (r.get("final") or {}).get(r.get("main_metric"))
+        log.info("downstream %s: %s", task, f"final {r['main_metric']} {value:.4f}"
+                 if value is not None and r["status"] == COMPLETED else r["status"])
+    if error:
+        log.error("error: %s", error)
+    elif status != COMPLETED:
+        unfinished = [f"{t} {r['status']}" for t, r in results["downstream"].items() if r["status"] != COMPLETED]
+        log.warning("the downstream tasks did not all complete (%s); rerun the same command to resume them",
+                    ", ".join(unfinished))
     return results
 
 
@@ -126,10 +162,11 @@ JOBS: dict[str, Callable[..., dict]] = {"pretrain": pretrain_job, "finetune": fi
 
 def run_entry(cfg: DictConfig, stage: str) -> dict | None:
     """Validate ``cfg`` for ``stage`` (pretrain / finetune), then run its job into the Hydra run folder. A multirun
-    job also records how it ended, whatever ended it, for the sweep's summary line (multirun_summary.py)."""
+    job also records how it ended, whatever ended it, for the sweep's summary line (multirun_summary.py); a job
+    stopped by a signal ends a sweep whose jobs run in this process, with that job's exit status."""
     if HydraConfig.get().mode.name != "MULTIRUN":
         return run_job(cfg, stage)
-    from .multirun_summary import record_job_outcome
+    from .multirun_summary import record_job_outcome, stop_sweep_after_a_signal
 
     try:
         results = run_job(cfg, stage)
@@ -137,6 +174,7 @@ def run_entry(cfg: DictConfig, stage: str) -> dict | None:
         record_job_outcome(None, e)
         raise
     record_job_outcome(results)
+    stop_sweep_after_a_signal(results)  # a preempted sweep stops: the next job does not start
     return results
 
 
@@ -144,14 +182,16 @@ def run_job(cfg: DictConfig, stage: str) -> dict | None:
     """``run_entry`` without the multirun record: a single run exits here with status 2 on a user error and with
     128 + n when signal n stopped it; a multirun job returns its results (``failed`` with the error line)."""
     from ..config import validate_config
+    from ..engine.tracking import check_wandb_mode
 
     metadata = RunMetadata.of_hydra_job()
     try:
         validate_config(cfg, stage)
+        check_wandb_mode(cfg.logger)  # an environment variable wandb would refuse with a traceback, before any work
         results = JOBS[stage](cfg, hydra_run_dir(), accepted=metadata.accept)
     except (UserError, OSError) as e:
         # A full disk or read-only folder met by a write that does not name itself (a figure, config.yaml).
-        error = e if isinstance(e, UserError) else storage_error(e, e.filename or hydra_run_dir())
+        error = e if isinstance(e, UserError) else unattributed_error(e, hydra_run_dir())
         if error is None:
             raise
         shutdown_distributed()

@@ -17,6 +17,12 @@ basic sweeper expands them, so a job that never recorded an outcome (killed, out
 Exit status (``start_console_command`` exits with it after Hydra returns): 0 when every job completed (or stopped
 at ``trainer.stop_after_steps``, as its single run would exit 0); otherwise the status the failed jobs' single runs
 would have exited with when they all agree (2: user errors, 3: diverged, 128 + n: stopped by signal n), else 1.
+
+A job stopped by a signal (SIGTERM on preemption, Ctrl-C) stops the sweep when its jobs run one after another in
+this process (Hydra's basic launcher): going on would start the next job after the scheduler asked the process to
+end. ``stop_sweep_after_a_signal`` prints the summary line (the jobs after it "not started") and exits with that
+job's status (128 + n); rerunning the same command with the same ``hydra.sweep.dir`` resumes the stopped job and
+runs the rest. Launchers that run jobs in processes of their own (submitit) deliver signals to those jobs, not here.
 """
 
 import json
@@ -36,10 +42,12 @@ from ..errors import UserError
 
 OUTCOMES_FOLDER = ".job_outcomes"  # inside the sweep folder; not a job folder (no .hydra/, no results.json)
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 MAX_ERROR_CHARS = 300  # per job in the summary line; the job's log has the whole message
 
 log = logging.getLogger("attent_vision")
 _exit_status: int | None = None  # set when a multirun ends, taken by start_console_command
+_sweep_config: DictConfig | None = None  # the multirun running in this process (None in a launcher's job process)
 
 
 def is_rank_zero() -> bool:
@@ -137,15 +145,21 @@ def stopped_at_step_limit(outcome: dict) -> bool:
     return outcome["status"] == INTERRUPTED and not outcome.get("exit_code")
 
 
-def summarize(sweep_dir: Path, launched: int | None) -> tuple[str, int] | None:
-    """(summary line, exit status) of the multirun in ``sweep_dir``; None when no job ran."""
+def summarize(sweep_dir: Path, launched: int | None, stopped_at: int | None = None) -> tuple[str, int] | None:
+    """(summary line, exit status) of the multirun in ``sweep_dir``; None when no job ran. ``stopped_at``: the job
+    after which a signal stopped the sweep (the later jobs without an outcome were never started)."""
     outcomes = read_outcomes(sweep_dir / OUTCOMES_FOLDER)
     total = max([launched or 0, len(outcomes)] + [num + 1 for num in outcomes])
     if total == 0:
         return None
-    ended = [outcomes.get(num) or no_outcome(sweep_dir, num) for num in range(total)]
+    not_started = [num for num in range(total)
+                   if stopped_at is not None and num > stopped_at and num not in outcomes]
+    ended = [outcomes.get(num) or no_outcome(sweep_dir, num) for num in range(total) if num not in not_started]
     stopped = [o for o in ended if stopped_at_step_limit(o)]
     bad = [o for o in ended if o["status"] != COMPLETED and not stopped_at_step_limit(o)]
+    unstarted = (f"; {'job' if len(not_started) == 1 else 'jobs'} {', '.join(map(str, not_started))} not started "
+                 "(the sweep stopped at the signal; rerun the same command with the same hydra.sweep.dir to resume it "
+                 "and run the rest)") if not_started else ""
     if not bad:
         if not stopped:
             return (f"all {total} jobs completed" if total > 1 else "the job completed"), 0
@@ -155,7 +169,7 @@ def summarize(sweep_dir: Path, launched: int | None) -> tuple[str, int] | None:
     verb = "failed" if all(o["status"] == FAILED for o in bad) else "did not complete"
     listed = ", ".join(f"{shown(o['folder'])} ({o['status']}: {clip(o.get('error'))})" for o in bad)
     codes = {o.get("exit_code") or 1 for o in bad}
-    return f"{len(bad)} of {total} jobs {verb}: {listed}", codes.pop() if len(codes) == 1 else 1
+    return f"{len(bad)} of {total} jobs {verb}: {listed}{unstarted}", codes.pop() if len(codes) == 1 else 1
 
 
 def clip(text: str | None) -> str:
@@ -168,27 +182,52 @@ def outcomes_folder(config: DictConfig) -> Path:
     return Path(os.path.abspath(OmegaConf.select(config, "hydra.sweep.dir"))) / OUTCOMES_FOLDER
 
 
+def print_summary(config: DictConfig, stopped_at: int | None = None) -> int | None:
+    """Print the sweep's summary line to stderr; returns its exit status (None when no job ran)."""
+    summary = summarize(outcomes_folder(config).parent, launched_jobs(config), stopped_at)
+    if summary is None:
+        return None
+    line, status = summary
+    # As the console log would print it: logging is still set up for the last job (and its log file).
+    level = "ERROR" if status else "INFO"
+    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}][{level}] {line}\n")
+    sys.stderr.flush()
+    return status
+
+
+def stop_sweep_after_a_signal(results: dict | None) -> None:
+    """Called by ``run_entry`` after a multirun job recorded its outcome: when a signal stopped that job and the
+    sweep runs its jobs in this process, print the summary and exit with the job's status (the jobs after it do
+    not start). SystemExit passes through Hydra's job runner, which catches only Exception."""
+    global _sweep_config
+    code = (results or {}).get("exit_code") or 0
+    if (results or {}).get("status") != INTERRUPTED or code <= 128 or _sweep_config is None:
+        return
+    if OmegaConf.select(_sweep_config, "hydra.launcher._target_") != BASIC_LAUNCHER:
+        return
+    config, _sweep_config = _sweep_config, None  # on_multirun_end will not run: the sweep ends here
+    num = int(HydraConfig.get().job.num)
+    log.warning("job %d was stopped by signal %d: the sweep stops here", num, code - 128)
+    if is_rank_zero():
+        print_summary(config, stopped_at=num)
+    sys.exit(code)
+
+
 class MultirunSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        global _exit_status
-        _exit_status = None
+        global _exit_status, _sweep_config
+        _exit_status, _sweep_config = None, config
         if not is_rank_zero():
             return
         for stale in outcomes_folder(config).glob("*.json"):  # a previous multirun into the same sweep folder
             stale.unlink(missing_ok=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        global _exit_status
+        global _exit_status, _sweep_config
+        _sweep_config = None
         if not is_rank_zero():
             return  # rank 0 reports (and exits non-zero) for the whole job
-        summary = summarize(outcomes_folder(config).parent, launched_jobs(config))
-        if summary is None:
-            return
-        line, _exit_status = summary
-        # As the console log would print it: logging is still set up for the last job (and its log file).
-        level = "ERROR" if _exit_status else "INFO"
-        sys.stderr.write(f"[{time.strftime('%H:%M:%S')}][{level}] {line}\n")
-        sys.stderr.flush()
+        _exit_status = print_summary(config)
 
 
 def take_exit_status() -> int:

@@ -4,6 +4,7 @@ torchvision's decoders (libjpeg-turbo, libpng) are the fast path for data loadin
 a C++ source location, which we strip so that the user sees only what went wrong with their file.
 """
 
+import errno
 import os
 import re
 import warnings
@@ -46,6 +47,9 @@ def decode_image_file(path: Path | str, *, rgb: bool = False) -> torch.Tensor:
             warnings.filterwarnings("ignore", message=DECODER_DEPRECATION, category=DeprecationWarning)
             image = tio.decode_image(tio.read_file(str(path)), mode=mode)
     except Exception as e:  # torchvision raises RuntimeError for every kind of decoder failure
+        if os.path.exists(path) and not os.access(path, os.R_OK):  # not damaged: this user may not read it
+            raise DataError(f"cannot read {path}: permission denied; make it readable for this user (chmod/chown), "
+                            f"or point data.root at a copy this user can read; {SKIP_HINT}") from None
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"cannot decode {path} ({_SOURCE_LOCATION.sub('', message)[:160]}); {SKIP_HINT}") from None
     if rgb and image.dtype != torch.uint8:
@@ -64,22 +68,44 @@ def decode_single_channel(path: Path | str, what: str) -> torch.Tensor:
     return image
 
 
-def list_images(folder: Path) -> dict[str, Path]:
+def list_images(folder: Path, bad_links: dict[str, str] | None = None) -> dict[str, Path]:
     """stem -> path for the image files directly in ``folder``. Two files with one stem (``a.png`` and
-    ``a.JPEG``) would make the pairing ambiguous, so they are an error."""
+    ``a.JPEG``) would make the pairing ambiguous, so they are an error. An image name that is a symbolic link to
+    nothing (broken, or a loop) is an error naming it; given ``bad_links``, it is recorded there instead (stem ->
+    what is wrong, without a remedy) and left out of the listing, for callers that skip bad samples."""
     images: dict[str, Path] = {}
     # os.scandir knows file types without a stat per file: it matters for folders of 10^5 images.
     with os.scandir(folder) as entries:
-        entries = list(entries)
-    for e in entries:  # a link to nothing would otherwise vanish silently and show up as a missing partner
-        if e.is_symlink() and not e.is_file() and not e.is_dir() and is_image_file(Path(e.path)):
-            raise DataError(f"{e.path} is a broken symbolic link (to {os.readlink(e.path)}); fix or remove it")
-    files = sorted(Path(e.path) for e in entries if e.is_file())
-    for p in files:
-        if not is_image_file(p):
+        entries = sorted(entries, key=lambda e: e.name)
+    for e in entries:
+        path = Path(e.path)
+        if not is_image_file(path):
             continue
-        if p.stem in images:
-            raise DataError(f"{images[p.stem]} and {p.name} share the stem '{p.stem}', so the sample is ambiguous; "
-                            "keep one of them")
-        images[p.stem] = p
+        problem = bad_link(e)  # a link to nothing would otherwise vanish silently, or stop the scan in a traceback
+        if problem is not None:
+            if bad_links is None:
+                raise DataError(f"{problem}; fix or remove it")
+            bad_links.setdefault(path.stem, problem)
+            continue
+        if not e.is_file():
+            continue
+        if path.stem in images:
+            raise DataError(f"{images[path.stem]} and {path.name} share the stem '{path.stem}', so the sample is "
+                            "ambiguous; keep one of them")
+        images[path.stem] = path
     return images
+
+
+def bad_link(entry: os.DirEntry) -> str | None:
+    """What is wrong with a directory entry that is a symbolic link leading to no file or folder (a broken link,
+    or a loop such as ``a.png -> a.png``, on which every stat fails with ELOOP); None for any other entry."""
+    if not entry.is_symlink():
+        return None
+    try:
+        if entry.is_file() or entry.is_dir():
+            return None
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        return f"{entry.path} is a symbolic link loop (following it never reaches a file)"
+    return f"{entry.path} is a broken symbolic link (to {os.readlink(entry.path)})"

@@ -6,6 +6,12 @@ A dataset in this mode returns ``{'index': i, 'bad': message}`` for a sample who
 :class:`BadSampleLog` counts them over an epoch and reports the count and the first few messages (each names its
 file). Problems found while scanning the folders (a missing partner file, an empty class folder) are collected in
 the dataset's ``skipped`` list and logged once when the dataset is built.
+
+What "one bad sample" means in the counts: one distinct sample (dataset index) per count, however often the run
+meets it. A training run visits a sample in many epochs and a bad file fails the same way each time, so counting
+visits would report one bad file as several (results.json ``bad_samples``). A sample fails at its first bad file,
+so one bad file is one count (a sample with two is one count until the first is fixed). :func:`first_sightings` is
+the rule, used per pass by :class:`BadSampleLog` and across the run (resumes included) by the progress record.
 """
 
 import logging
@@ -68,10 +74,25 @@ class SkippingDataset(Dataset):
                         " | ".join(self.skipped[:3]))
 
 
-class BadSampleLog:
-    """Counts skipped samples over an epoch; ``report()`` logs the count and the first few messages.
+def first_sightings(seen, indices: list[int], messages: list[str]) -> tuple[list[int], list[str]]:
+    """The bad samples of ``(indices, messages)`` (parallel lists, as in a batch's ``bad_index`` and ``bad``) that
+    are not in ``seen`` (a collection of dataset indices): their indices and messages, each index once, in order.
+    Counting only these counts each bad sample once (see the module docstring)."""
+    seen = set(seen)
+    new_indices, new_messages = [], []
+    for index, message in zip(indices, messages, strict=True):
+        index = int(index)
+        if index not in seen:
+            seen.add(index)
+            new_indices.append(index)
+            new_messages.append(message)
+    return new_indices, new_messages
 
-    Usage: ``bad = BadSampleLog()``; per batch ``bad.update(batch)``; at the end of the epoch ``bad.report(epoch)``.
+
+class BadSampleLog:
+    """Counts the distinct samples skipped in a pass; ``report()`` logs the count and the first few messages.
+
+    Usage: ``bad = BadSampleLog()``; per batch ``bad.update(batch)``; at the end of the pass ``bad.report(epoch)``.
     ``count`` and ``examples`` (the first ``keep`` messages) are what results files record.
     """
 
@@ -79,9 +100,13 @@ class BadSampleLog:
         self.keep = keep
         self.count = 0
         self.examples: list[str] = []
+        self.indices: set[int] = set()
 
     def update(self, batch: dict) -> None:
         messages = batch.get("bad", [])
+        if "bad_index" in batch:  # (collate_skipping_bad always sets it)
+            indices, messages = first_sightings(self.indices, batch["bad_index"], messages)
+            self.indices.update(indices)
         self.count += len(messages)
         self.examples += messages[: max(self.keep - len(self.examples), 0)]
 

@@ -1,20 +1,32 @@
-"""Atomic checkpoints in the run folder, and finding the one to resume from.
+"""Atomic checkpoints in the run folder, checked against their checksums, and finding the one to resume from.
 
 Each checkpoint is written to a temporary file in the same folder, flushed to disk, then renamed over its final
 name: a crash or a kill while saving never leaves a half-written checkpoint, and older ones are only pruned after
 the new one is in place. Files are named by optimizer step, so the newest is the one with the largest step.
+
+A checkpoint's bytes can still change after it was written (a bad disk block, a copy gone wrong), and torch.load
+reads them without a check: 64 flipped bytes inside a tensor load silently. The checksums are already in the file:
+torch.save writes a zip archive whose every record (the pickle and each tensor's storage) carries the CRC-32 of
+its bytes, computed as they are written. Loading reads every record and compares (``verify_checksums``); a
+mismatch is an unreadable checkpoint, so a run falls back to the previous one. A SHA-256 sidecar was measured
+first and rejected: on the default run (a 10 MiB checkpoint saved in ~70 ms) hashing the bytes added 22-29% to a
+save, where the CRCs cost nothing extra. CRC-32 finds any error burst up to 32 bits and all but 2^-32 of the rest:
+made for damage, not for a forger, which is the risk here. Padding between records is not covered (it is never
+read). A file written with torch's ``compute_crc32`` off has no CRCs; it loads unchecked, with an INFO line.
 """
 
+import json
+import logging
 import os
 import re
 import shutil
 import time
+import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
-
-import logging
 
 from ..atomic_files import temp_file_beside
 from ..errors import CheckpointError, UnreadableCheckpoint
@@ -22,18 +34,64 @@ from ..models.convert import read_checkpoint
 from .run_identity import flatten, is_under
 from .storage import writing
 
+try:  # torch >= 2.6 can skip the CRCs (compute_crc32); earlier releases always write them
+    from torch.utils.serialization import config as _serialization_config
+except ImportError:  # pragma: no cover - depends on the torch release
+    _serialization_config = None
+
 CHECKPOINT_RE = re.compile(r"^step_(\d{8})\.pt$")
 FORMAT_VERSION = 2  # 2: the shared loop core (typed progress, teacher counters, 1-based epochs)
 
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _with_checksums():
+    """torch.save with the CRC-32 of every record, whatever a user set in torch's serialization config."""
+    save = getattr(_serialization_config, "save", None)
+    if save is None or getattr(save, "compute_crc32", True):
+        yield
+        return
+    save.compute_crc32 = True
+    try:
+        yield
+    finally:
+        save.compute_crc32 = False
+
+
+def verify_checksums(path: str | Path) -> bool | None:
+    """Read every record of the checkpoint ``path`` and compare it with the CRC-32 stored beside it. True: all match;
+    False: written without CRCs; None: not a zip archive (truncated, legacy or foreign: torch.load says what it is).
+    A mismatch is an UnreadableCheckpoint naming the file and the record."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+    with archive:
+        records = [r for r in archive.infolist() if r.file_size]
+        if not records or all(r.CRC == 0 for r in records):
+            return False
+        try:
+            bad = archive.testzip()  # the first record whose bytes or header do not match, else None
+        except Exception as e:  # noqa: BLE001 - a damaged archive fails in several ways
+            bad = f"? ({type(e).__name__}: {e})"
+    if bad is None:
+        return True
+    reason = f"its record {bad} does not match the checksum written with it"
+    raise UnreadableCheckpoint(f"{path} is corrupt ({reason}): the file was changed or damaged after it was saved; "
+                               "resume from an older step_*.pt (checkpoint.resume=<path>) or start a new run folder",
+                               reason)
+
 
 def atomic_torch_save(obj, path: Path) -> None:
-    """torch.save to ``path`` via a temporary file and an atomic rename. A full disk or an unwritable folder is a
-    StorageError naming ``path`` (engine/storage.py); the temporary file is removed and an earlier ``path`` kept."""
+    """torch.save to ``path`` (with its records' CRC-32s) via a temporary file and an atomic rename. A full disk or
+    an unwritable folder is a StorageError naming ``path`` (engine/storage.py); the temporary file is removed and an
+    earlier ``path`` kept."""
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = temp_file_beside(path)  # the mode of an ordinary file, not mkstemp's 0600
         try:
-            with os.fdopen(fd, "wb") as f:
+            with os.fdopen(fd, "wb") as f, _with_checksums():
                 torch.save(obj, f)
                 f.flush()
                 os.fsync(f.fileno())
@@ -69,9 +127,6 @@ def restore_rng(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["rng"]["cpu"])
     if device.type == "cuda" and state["rng"].get("cuda") is not None:
         torch.cuda.set_rng_state(state["rng"]["cuda"], device)
-
-
-log = logging.getLogger(__name__)
 
 
 class CheckpointManager:
@@ -131,18 +186,12 @@ class CheckpointManager:
                 old.unlink(missing_ok=True)
         return path
 
-    def archive_run(self, run_dir: Path) -> Path:
-        """Move an earlier run's checkpoints and outputs into ``run_dir/archived/<time>/``; returns that folder."""
-        target = Path(run_dir) / "archived" / time.strftime("%Y-%m-%d_%H-%M-%S")
-        target.mkdir(parents=True)
-        for name in ("checkpoints", "results.json", "config.yaml", "pretrained.pth", "finetuned.pth",
-                     "reconstructions", "wandb_id.txt"):
-            if (Path(run_dir) / name).exists():
-                shutil.move(str(Path(run_dir) / name), str(target / name))
-        return target
-
     @staticmethod
     def load(path: str | Path) -> dict:
+        """The training state in ``path``, its bytes checked against their checksums first (``verify_checksums``)."""
+        if Path(path).is_file() and verify_checksums(path) is False:  # a missing file: read_checkpoint says so
+            log.info("%s carries no checksums (written with torch's compute_crc32 off): loaded without a content "
+                     "check", path)
         try:
             state = read_checkpoint(path)
         except UnreadableCheckpoint as e:  # here it is one of ours: say so, not "give a release file"
@@ -161,6 +210,58 @@ class CheckpointManager:
                 "exactly; start a new run folder (its weights still load as model.init_from or init_from)"
             )
         return state
+
+
+# What a run writes into its folder (both stages, the downstream suite, the tracker): what ``archive`` moves, and
+# what marks a folder as holding an earlier run. Not the log file (<job>.log) or .hydra/: the running invocation
+# has them open or has just written them (the earlier run's command, .hydra/accepted/, is copied along instead).
+RUN_OUTPUTS = ("checkpoints", "results.json", "config.yaml", "pretrained.pth", "finetuned.pth",
+               "selections.npz",  # pretraining/sample_record.py
+               "reconstructions", "downstream", "wandb_id.txt", "wandb")
+ACCEPTED_COMMAND = Path(".hydra") / "accepted"  # cli/run_metadata.py: the Hydra files of the run's own command
+
+
+def earlier_outputs(run_dir: Path) -> list[str]:
+    """The names in RUN_OUTPUTS present in ``run_dir`` (an empty folder does not count)."""
+    found = []
+    for name in RUN_OUTPUTS:
+        path = Path(run_dir) / name
+        if path.is_file() or (path.is_dir() and any(path.iterdir())):
+            found.append(name)
+    return found
+
+
+def archive_run(run_dir: Path) -> Path:
+    """Move everything an earlier run produced in ``run_dir`` (RUN_OUTPUTS) into ``run_dir/archived/<time>/``, with
+    a copy of its command (.hydra/accepted/); returns that folder."""
+    run_dir = Path(run_dir)
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    target, n = run_dir / "archived" / stamp, 1
+    while target.exists():  # two archives within a second
+        n += 1
+        target = run_dir / "archived" / f"{stamp}_{n}"
+    target.mkdir(parents=True)
+    for name in RUN_OUTPUTS:
+        if (run_dir / name).exists():
+            shutil.move(str(run_dir / name), str(target / name))
+    if (run_dir / ACCEPTED_COMMAND).is_dir():
+        shutil.copytree(run_dir / ACCEPTED_COMMAND, target / ".hydra")
+    return target
+
+
+def recorded_config(run_dir: Path) -> tuple[str, dict] | None:
+    """(file, resolved config) of the run whose outputs are in ``run_dir``: results.json's ``config``, else
+    config.yaml; None when neither can be read."""
+    try:
+        config = json.loads((Path(run_dir) / "results.json").read_text()).get("config")
+        if isinstance(config, dict) and config:
+            return "results.json", config
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        return "config.yaml", OmegaConf.to_container(OmegaConf.load(Path(run_dir) / "config.yaml"), resolve=True)
+    except Exception:  # missing, unreadable, not YAML: no record
+        return None
 
 
 def config_differences(saved: dict, current: dict, may_differ: tuple[str, ...]) -> list[str]:

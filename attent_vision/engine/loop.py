@@ -32,7 +32,7 @@ from .run_record import RunRecord, tracker_metrics
 from .runtime import configure_backends, grad_scaler, resolve_precision, wrap_model
 from .sampler import EpochBatchSampler, step_shapes
 from .stage import StageHooks
-from .storage import writing
+from .storage import unattributed_error, writing
 from .timers import PhaseTimer
 from .tracking import Tracker
 
@@ -77,6 +77,7 @@ class Trainer(StageHooks, RunRecord, RunCheckpoints):
         resume_from = self._checkpoint_to_resume()
         torch.manual_seed(t.seed)  # identical initial weights on every rank
         self.setup()
+        self._check_training_data(resume_from)  # the data it scanned is what the checkpoint was trained on
 
         ws = self.dist.world_size
         self.global_batch = t.batch_size
@@ -85,6 +86,14 @@ class Trainer(StageHooks, RunRecord, RunCheckpoints):
                               f"{ws} ranks")
         self.micro_batch = getattr(t, "micro_batch_size", None) or self.global_batch // ws
         self.num_train = len(self.train_dataset)
+        # A batch larger than the training set would make every full epoch one short step at a learning rate scaled
+        # for the batch asked for (optim.py). Subset epochs smaller than a batch are planned and fine; an
+        # evaluation-only run (no epochs) trains no batch.
+        if self.num_epochs and self.global_batch > self.num_train:
+            raise ConfigError(f"trainer.batch_size={self.global_batch} is larger than the training set "
+                              f"({self.num_train} samples): an epoch could not fill one batch, and the learning rate "
+                              "would be scaled for the larger batch (optim.blr * batch_size / 256); set "
+                              f"trainer.batch_size to at most {self.num_train}")
         self.sampler = EpochBatchSampler(num_samples=self.num_train, global_batch=self.global_batch,
                                          micro_batch=self.micro_batch, seed=t.seed, rank=self.dist.rank,
                                          world_size=ws, drop_last=self.drop_last)
@@ -149,21 +158,31 @@ class Trainer(StageHooks, RunRecord, RunCheckpoints):
         self.stop.install()
         try:
             try:
-                with console_logs_above_bars(self.show_bars):  # log lines print above the bars, not glued to them
-                    interrupted, diverged = self._run_epochs(), None
-            except Divergence as e:
-                interrupted, diverged = False, e
-            except UserError as e:  # met while training (unreadable data, a full disk): results.json says failed
-                self.fail(e)
-                raise
-            finally:
-                self.stop.restore()
-            return self.finish(interrupted, diverged)
+                try:
+                    with console_logs_above_bars(self.show_bars):  # log lines print above the bars, not glued to them
+                        interrupted, diverged = self._run_epochs(), None
+                except Divergence as e:
+                    interrupted, diverged = False, e
+                # Inside the handler below: the final writes (weights, figures, selections, results.json) meet a
+                # full disk as often as the checkpoints do, and the run must not be left saying "running".
+                return self.finish(interrupted, diverged)
+            except (UserError, OSError) as e:  # met while training or finishing (unreadable data, a full disk)
+                # An OSError that did not name its file (a figure's writer) names the run folder.
+                error = e if isinstance(e, UserError) else unattributed_error(e, self.run_dir)
+                if error is None:
+                    raise
+                self.fail(error)  # results.json says failed, with the error (a warning if it cannot be written)
+                if error is e:
+                    raise
+                raise error from e
         finally:
             for held in list(vars(self).values()):  # the core's loader and any a stage keeps (scoring, validation)
                 if isinstance(held, DataLoader):
                     shut_down_workers(held)
             self.release_lock()
+            # Signals stay ours until results.json is written (a second SIGTERM while finishing must not kill the
+            # process with the run still "running"); one that arrived meanwhile is honoured now.
+            self.stop.restore_and_resend_late()
 
     def _run_epochs(self) -> bool:
         cfg, t, p = self.cfg, self.cfg.trainer, self.progress
@@ -215,6 +234,7 @@ class Trainer(StageHooks, RunRecord, RunCheckpoints):
             sums += torch.tensor(p.epoch_sums, dtype=torch.float64, device=self.device)
         self._epoch_sums = sums
         bad: list[str] = []
+        bad_index: list[int] = []  # their training-set indices (a sample counts once per run: Progress.record_bad)
         self.model.train()
         it = iter(self.train_loader)
         bar = progress_bar(total=len(shapes), initial=start_step, desc=f"epoch {epoch + 1}/{self.num_epochs}",
@@ -229,6 +249,7 @@ class Trainer(StageHooks, RunRecord, RunCheckpoints):
                 batch = next(it)
                 self.timer.add("data_wait", time.perf_counter() - wait_start)
                 bad += batch.get("bad", [])
+                bad_index += batch.get("bad_index", [])
                 if "index" not in batch:  # every sample of this micro-batch failed to load (skip_bad_samples)
                     continue
                 accumulate = self.dist.distributed and micro < shape.micro_batches - 1
@@ -263,7 +284,7 @@ class Trainer(StageHooks, RunRecord, RunCheckpoints):
         bar.close()
         all_reduce_sum(sums, self.dist)
         if bad:
-            p.record_bad(bad)
+            p.record_bad(bad, bad_index)
             log.warning("epoch %d: skipped %d samples that failed to load (first: %s)", epoch + 1, len(bad),
                         " | ".join(bad[:3]))
         if bad and not float(sums[0]):  # skip mode, and not one sample of the epoch loaded on any rank

@@ -6,7 +6,11 @@
   requeues the job, and SIGTERM on preemption, which it ignores): save a checkpoint, then call the launcher's
   handler. If that handler requeues and exits, the requeued job resumes from a checkpoint at most one step old;
   if it returns, training continues.
-- A second signal before the first was acted on stops at once.
+- A signal that comes again while the run is stopping (SLURM's ``scancel`` signals the batch shell and the job step,
+  a container runtime and a supervisor both forward SIGTERM, a person presses Ctrl-C twice) is the same request: it
+  is logged, and the run still stops after the current step with its checkpoint, ``status: interrupted`` and exit
+  status 128 + n. Raising KeyboardInterrupt there would leave a traceback, exit status 130 and a results.json that
+  still says ``running``. ``kill -9`` stops at once (the last checkpoint written is kept).
 """
 
 import logging
@@ -21,6 +25,7 @@ class StopRequested:
     def __init__(self):
         self.pending: int | None = None  # a signal received and not yet acted on
         self.stopped_by: int | None = None  # the signal that ended the run
+        self.repeated: set[int] = set()  # signals that came again while stopping (logged once each)
         self._previous: dict[int, object] = {}
 
     def install(self) -> None:
@@ -36,10 +41,24 @@ class StopRequested:
         self._previous.clear()
 
     def _handle(self, signum, frame) -> None:
-        if self.pending is not None:
-            raise KeyboardInterrupt(f"second signal {signum}: stopping without a checkpoint")
+        if self.pending is not None or self.stopped_by is not None:  # already stopping: the same request
+            if signum not in self.repeated:
+                self.repeated.add(signum)
+                log.warning("received signal %d again: still stopping after the current step, with a checkpoint "
+                            "(kill -9 stops at once, keeping the last checkpoint written)", signum)
+            return
         log.warning("received signal %d: saving a checkpoint after the current step", signum)
         self.pending = signum
+
+    def restore_and_resend_late(self) -> None:
+        """Give the signals back to their earlier handlers; a signal that arrived after training ended (while the
+        run wrote its outputs and results.json) was not acted on: send it again now, so that the process still
+        stops as asked (with the default handler: exit 128 + n, and a requeue finds the run finished)."""
+        late, self.pending = self.pending, None
+        self.restore()
+        if late is not None:
+            log.warning("signal %d arrived while the run was finishing; its outputs are written, stopping now", late)
+            signal.raise_signal(late)
 
     def launcher_handles(self, signum: int) -> bool:
         """Whether a launcher (e.g. submitit) installed its own Python handler for ``signum`` before us."""

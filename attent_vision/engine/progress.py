@@ -2,6 +2,8 @@
 
 from dataclasses import asdict, dataclass, field, fields
 
+from ..data.skipping import first_sightings
+
 
 @dataclass
 class Progress:
@@ -16,8 +18,9 @@ class Progress:
     global_step: int = 0
     samples_seen: int = 0
     wall_s: float = 0.0  # wall time of earlier invocations of this run (resumed runs add theirs)
-    bad_samples: int = 0  # samples that failed to load and were skipped (data.skip_bad_samples)
+    bad_samples: int = 0  # distinct samples that failed to load and were skipped (data.skip_bad_samples)
     bad_examples: list[str] = field(default_factory=list)  # the first few of their messages
+    bad_indices: list[int] = field(default_factory=list)  # their training-set indices: each counts once per run
     initial: dict = field(default_factory=dict)  # validation metrics at initialisation
     history: list[dict] = field(default_factory=list)  # one entry per completed epoch
     epoch_sums: list[float] | None = None  # the current epoch's training-loss sums (mid-epoch checkpoints)
@@ -34,9 +37,13 @@ class Progress:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in state.items() if k in known})
 
-    def record_bad(self, messages: list[str], keep: int = 5) -> None:
-        self.bad_samples += len(messages)
-        self.bad_examples = (self.bad_examples + messages)[:keep]
+    def record_bad(self, messages: list[str], indices: list[int], keep: int = 5) -> None:
+        """Count the samples of ``(indices, messages)`` (an epoch's skipped ones) not met before in this run: one
+        bad file is one bad sample, however many epochs and resumes meet it (data/skipping.py)."""
+        new_indices, new_messages = first_sightings(self.bad_indices, indices, messages)
+        self.bad_indices += new_indices
+        self.bad_samples += len(new_indices)
+        self.bad_examples = (self.bad_examples + new_messages)[:keep]
 
 
 @dataclass

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..atomic_files import temp_file_beside
+from ..errors import UserError
 from .storage import writing
 
 RUNNING, COMPLETED, INTERRUPTED, FAILED, DIVERGED = "running", "completed", "interrupted", "failed", "diverged"
@@ -81,7 +82,22 @@ def write_json_atomic(data: dict, path: str | Path) -> None:
             raise
 
 
+class IncompleteResults(UserError, ValueError):
+    """A results.json that is not complete JSON (a copy made while it was written, a file cut short by a full disk or
+    a kill of another writer, an edit by hand). A ValueError too: callers that treat such a file as absent still do."""
+
+
 def read_results(path: str | Path) -> dict:
-    with open(path) as f:
-        return json.load(f)
+    """The contents of a results.json. A file that is not complete JSON (our writer renames whole files into place,
+    but a file copied while written, cut short by a full disk or written by hand can be) is an IncompleteResults
+    naming the file; a missing file is FileNotFoundError as for any open."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return json.loads(data)
+    except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
+        raise IncompleteResults(
+            f"{path} is not complete JSON (the run may still be writing it or was killed); rerun the report later "
+            "or delete the file"
+        ) from None
 

@@ -1,21 +1,38 @@
-"""The run's checkpoints: which one a run continues (refusing one of other settings), resuming from it, starting
-over (refused over an earlier run's checkpoints unless archived), and saving the complete training state.
+"""The run's checkpoints: which one a run continues (refusing one of other settings or of other training data),
+resuming from it, starting over (refused over an earlier run's checkpoints or outputs unless archived), and saving
+the complete training state.
 
 The checkpoint half of :class:`~attent_vision.engine.loop.Trainer` (which inherits it), kept apart from the loop
 itself; it reads the trainer's model, optimizer, progress, timer and stage hooks.
 """
 
 import logging
+import re
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from ..errors import CheckpointError
-from .checkpoint import config_differences, restore_rng, training_state
+from .checkpoint import (archive_run, config_differences, earlier_outputs, recorded_config, restore_rng,
+                         training_state)
 from .distributed import all_reduce_sum, barrier, broadcast_object
 from .timers import PhaseTimer
 
 log = logging.getLogger("attent_vision.engine.loop")
+
+# The temporary sibling of an atomic write (atomic_files.py names it <name>.<8 hex digits>.tmp), left behind when
+# its writer was killed before the rename; and the run's folders written that way (checkpoints/ is the
+# CheckpointManager's; downstream/<task>/ is cleaned by that task's own run).
+TEMPORARY = re.compile(r"^.+\.[0-9a-f]{8}\.tmp$")
+ATOMIC_WRITE_FOLDERS = (".", "downstream")
+START_OVER = ("set checkpoint.resume=archive to move the earlier run's files to <run>/archived/ and start over here, "
+              "or give this run another hydra.run.dir")
+
+
+def listed(diffs: list[str]) -> str:
+    """Every differing key is named; values are shown for the first ten (a model preset alone changes a dozen)."""
+    return f"{len(diffs)} differ: " + "; ".join(diffs[:10]) + (
+        f"; and {len(diffs) - 10} more: " + ", ".join(d.split(":")[0] for d in diffs[10:]) if diffs[10:] else "")
 
 
 class RunCheckpoints:
@@ -23,13 +40,16 @@ class RunCheckpoints:
         """(path, state) of the checkpoint this run continues, or None for a fresh start. A checkpoint written with
         other settings is refused with every difference listed (engine/run_identity.py says which keys may change)."""
         resume = self.cfg.checkpoint.resume
+        if self.dist.is_main:
+            self._remove_stale_temporaries()
         if resume in ("never", "archive"):
             self._start_over(resume)
             return None
         if resume == "auto":  # the newest readable checkpoint (rank 0 decides; the others read the same file)
             found = self.ckpt.newest_readable() if self.dist.is_main else None
             path = broadcast_object(found[0] if found else None, self.dist)
-            if path is None:
+            if path is None:  # no checkpoint: a fresh run, with the same checks of what the folder holds
+                self._start_over(resume)
                 return None
             state = found[1] if self.dist.is_main else self.ckpt.load(path)
         else:
@@ -38,14 +58,33 @@ class RunCheckpoints:
         diffs = config_differences(state.get("config", {}), OmegaConf.to_container(self.cfg, resolve=True),
                                    self.resume_may_differ)
         if diffs:
-            # Every key is named; values are shown for the first ten (a model preset alone changes a dozen keys).
-            shown = "; ".join(diffs[:10]) + (f"; and {len(diffs) - 10} more: "
-                                             + ", ".join(d.split(":")[0] for d in diffs[10:]) if diffs[10:] else "")
             raise CheckpointError(
-                f"{path} was written by a run with other settings ({len(diffs)} differ: {shown}); resume it with "
+                f"{path} was written by a run with other settings ({listed(diffs)}); resume it with "
                 "its original settings, start this run in another folder (hydra.run.dir=...), or set "
                 "checkpoint.resume=archive to move the earlier run to <run>/archived/ and start over here")
         return Path(path), state
+
+    def _check_training_data(self, resume_from: tuple[Path, dict] | None) -> None:
+        """Right after ``setup`` (which scans the data), before any state is loaded: the training set's fingerprint
+        (the stage's ``data_fingerprint``, data/fingerprint.py), kept for the checkpoints and, on resume, compared
+        with the checkpoint's. Data that changed since is refused in one line saying what changed (a new sample
+        count would otherwise fail deep in the teacher's score table). Rank 0 decides."""
+        self._data_fingerprint = self.data_fingerprint() if self.dist.is_main else None
+        problem = None
+        if self.dist.is_main and resume_from is not None and self._data_fingerprint is not None:
+            path, state = resume_from
+            saved = state.get("data_fingerprint")
+            if saved is None:
+                log.info("%s records no fingerprint of its training data (written by an earlier version): the data "
+                         "is not compared with the checkpoint's", path.name)
+            elif change := self._data_fingerprint.change_from(saved):
+                problem = (f"the training data in {self._data_fingerprint.root} changed since {path} was written "
+                           f"({change}), so resuming would continue the run on other data; put the data back as it "
+                           "was, or start over: checkpoint.resume=archive (moves the earlier run to <run>/archived/) "
+                           "or another hydra.run.dir")
+        problem = broadcast_object(problem, self.dist)
+        if problem:
+            raise CheckpointError(problem)
 
     def _resume(self, path: Path, state: dict) -> None:
         """Continue from checkpoint ``state`` (found and checked by ``_checkpoint_to_resume``)."""
@@ -60,18 +99,58 @@ class RunCheckpoints:
                  self.progress.step_in_epoch, self.progress.global_step)
 
     def _start_over(self, resume: str) -> None:
-        """A fresh run in this folder: refused when an earlier run's checkpoints are there (they would mix with the
-        new ones), unless ``archive`` moves that run's files to <run>/archived/<time>/ first."""
+        """A fresh run in this folder. Refused where an earlier run's files would be mixed with the new ones or
+        taken for its own (``_earlier_run_problem``), unless ``archive`` moves everything that run produced to
+        <run>/archived/<time>/ first. Rank 0 decides and archives; the broadcast makes the others wait for it."""
+        problem = None
+        if self.dist.is_main:
+            problem = self._earlier_run_problem(resume)
+            if problem is None and resume == "archive" and (found := earlier_outputs(self.run_dir)):
+                where = archive_run(self.run_dir)
+                log.warning("moved the earlier run's files (%s) to %s; starting over", ", ".join(found), where)
+        problem = broadcast_object(problem, self.dist)
+        if problem:
+            raise CheckpointError(problem)
+
+    def _earlier_run_problem(self, resume: str) -> str | None:
+        """Why a fresh run may not start here (None: it may): checkpoints of an earlier run (with ``never``: auto
+        resumes them); without checkpoints, its outputs when their recorded config differs from this run's in keys
+        that matter or is not recorded (they would be replaced without a word), and fine-tunes of its weights in
+        downstream/ (this run's downstream suite would resume them and report them as its own)."""
+        if resume == "archive":
+            return None
         earlier = self.ckpt.checkpoints()
-        if earlier and resume == "never":
-            raise CheckpointError(
-                f"{self.run_dir} holds checkpoints of an earlier run (newest {earlier[-1].name}); resume it "
-                "(checkpoint.resume=auto), give this run another hydra.run.dir, or set checkpoint.resume=archive to "
-                "move the earlier run's files to <run>/archived/ and start over")
-        if earlier and self.dist.is_main:
-            where = self.ckpt.archive_run(self.run_dir)
-            log.warning("moved the earlier run's checkpoints and results to %s; starting over", where)
-        barrier(self.dist)
+        if earlier:
+            return (f"{self.run_dir} holds checkpoints of an earlier run (newest {earlier[-1].name}); resume it "
+                    "(checkpoint.resume=auto), give this run another hydra.run.dir, or set checkpoint.resume=archive "
+                    "to move the earlier run's files to <run>/archived/ and start over")
+        outputs = [name for name in earlier_outputs(self.run_dir) if name != "checkpoints"]
+        if not outputs:
+            return None
+        if "downstream" in outputs:
+            return (f"{self.run_dir / 'downstream'} holds fine-tunes of an earlier run's weights and no checkpoint of "
+                    f"that run is left, so this run would report them as its own; {START_OVER}")
+        record = recorded_config(self.run_dir)
+        if record is None:
+            return (f"{self.run_dir} holds outputs of an earlier run ({', '.join(outputs)}) but no checkpoints, and "
+                    f"its settings are not recorded (no readable results.json or config.yaml); {START_OVER}")
+        source, config = record
+        diffs = config_differences(config, OmegaConf.to_container(self.cfg, resolve=True), self.resume_may_differ)
+        if diffs:
+            return (f"{self.run_dir} holds outputs of an earlier run with other settings ({', '.join(outputs)}; "
+                    f"{source}: {listed(diffs)}) but no checkpoints, so they would be replaced; {START_OVER}")
+        return None  # the same settings (an earlier attempt that stopped before its first checkpoint)
+
+    def _remove_stale_temporaries(self) -> None:
+        """Rank 0, at start: the temporaries a writer killed before its rename left in the run folder (results.json,
+        pretrained.pth, finetuned.pth, selections.npz, downstream/downstream.json ...; checkpoints/ has its own)."""
+        stale = [path for name in ATOMIC_WRITE_FOLDERS if (self.run_dir / name).is_dir()
+                 for path in sorted((self.run_dir / name).iterdir()) if TEMPORARY.match(path.name) and path.is_file()]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        if stale:
+            log.warning("removed %d temporary file(s) left by a write that was interrupted: %s", len(stale),
+                        ", ".join(str(path.relative_to(self.run_dir)) for path in stale))
 
     def save(self) -> None:
         """Checkpoint the complete training state (rank 0 writes; all ranks wait). Saving twice at one step is a
@@ -88,6 +167,9 @@ class RunCheckpoints:
             if self.dist.is_main:
                 p.timers, wall = self.timer.snapshot(), p.wall_s
                 p.wall_s = self.wall()
+                fingerprint = getattr(self, "_data_fingerprint", None)  # what it trained on (_check_training_data)
+                if fingerprint is not None:
+                    extra["data_fingerprint"] = fingerprint.record
                 state = training_state(model=self.model, optimizer=self.optimizer, scaler=self.scaler,
                                        progress=p.to_state(), cfg=self.cfg, device=self.device, **extra)
                 p.wall_s = wall

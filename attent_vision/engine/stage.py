@@ -66,6 +66,12 @@ class StageHooks:
     def load_extra_state(self, state: dict) -> None:
         pass
 
+    def data_fingerprint(self):
+        """The training set's :class:`~attent_vision.data.fingerprint.DataFingerprint` (its files' paths, sizes and
+        contents or times), which every checkpoint records and a resume compares before loading any state; None:
+        unchecked. Called on rank 0 right after ``setup``."""
+        return None
+
     def setting(self) -> dict:
         return {}
 

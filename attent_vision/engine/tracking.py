@@ -7,15 +7,24 @@ Runs are easy to find in the wandb UI: each is named after its experiment and it
 the jobs of a Hydra multirun share one group, the sweep folder's name (``logger.name`` / ``logger.group`` set
 either explicitly). With ``logger.upload_artifacts`` a completed run's results.json and final weights become a
 wandb Artifact. Only APIs present since wandb 0.17 are used (init, log, Histogram, Image, Artifact with
-``add_file(policy=...)``, log_artifact, finish); tests/test_tracking.py reads offline runs back.
+``add_file(policy=...)``, log_artifact, finish); tests/test_tracking.py reads offline runs back. A $WANDB_MODE that
+wandb would refuse (it validates the variable at every start, with a traceback) is one line naming it, before wandb
+starts (``check_wandb_mode``).
 """
 
 import json
 import logging
+import os
 import secrets
 from pathlib import Path
 
+from ..errors import ConfigError
+
 log = logging.getLogger(__name__)
+
+# $WANDB_MODE values every supported wandb release (0.17.2 to 0.31) accepts; wandb validates the variable whenever a
+# run starts, whatever mode wandb.init is given, and refuses any other value (an empty one too) with a traceback.
+WANDB_MODES = ("online", "offline", "disabled", "dryrun", "run")
 
 MAX_NAME_CHARS = 128  # the wandb UI cuts longer run names anyway
 # Overrides a run's name leaves out: the experiment file sets experiment_name (already in the name), the sweep is
@@ -59,6 +68,37 @@ def hydra_job(run_dir: Path) -> tuple[str | None, list[str]]:
     return group, [o for o in hydra.overrides.task if o.lstrip("+~").partition("=")[0] not in excluded]
 
 
+def installed_wandb_modes() -> tuple[str, ...]:
+    """The modes the installed wandb accepts (its settings' ``mode`` field: 0.31 adds ``shared``); WANDB_MODES when
+    they cannot be read (releases whose settings are not a pydantic model). Imports wandb."""
+    import typing
+
+    try:
+        from wandb.sdk.wandb_settings import Settings
+
+        modes = typing.get_args(Settings.model_fields["mode"].annotation)
+    except (ImportError, AttributeError, KeyError, TypeError):  # another layout of wandb's settings
+        return WANDB_MODES
+    return tuple(m for m in modes if isinstance(m, str)) or WANDB_MODES
+
+
+def check_wandb_mode(logger_cfg) -> None:
+    """A ConfigError naming $WANDB_MODE when it holds a value wandb refuses and this run starts wandb (a logger whose
+    ``logger.mode`` is not ``disabled``). Cheap and torch-free, so it can run before any work: wandb is imported
+    (for the list its release accepts) only for a value outside WANDB_MODES."""
+    value = os.environ.get("WANDB_MODE")
+    if value is None or value in WANDB_MODES or logger_cfg.mode == "disabled":
+        return
+    accepted = installed_wandb_modes()
+    if value in accepted:
+        return
+    shown = "empty" if value == "" else f"'{value}'"
+    raise ConfigError(
+        f"the environment variable WANDB_MODE is {shown}, which wandb refuses (it accepts {', '.join(accepted)}); "
+        f"unset it (logger.mode={logger_cfg.mode} then chooses) or set it to one of those values"
+    )
+
+
 class Tracker:
     def __init__(self, cfg, run_dir: Path, config: dict, active: bool):
         self.run = None
@@ -69,6 +109,7 @@ class Tracker:
             return
         import wandb
 
+        check_wandb_mode(cfg)  # before wandb.init, which would fail with a traceback
         id_file = self.run_dir / "wandb_id.txt"
         # Our own id (8 characters of [0-9a-f], valid for every wandb release): wandb.util.generate_id is gone
         # from wandb 0.31, and a resumed run must find the id it started with.

@@ -1,20 +1,33 @@
 """Where fine-tuning starts: find the checkpoint ``init_from`` names, read its weights, work out the encoder it
 holds, and load it into a MultiViT with task heads.
 
-Accepted: our pretraining run folders (-> ``pretrained.pth``, else the newest ``checkpoints/step_*.pt``), our
+Accepted: our run folders (-> their final weights, ``pretrained.pth`` or ``finetuned.pth``), our
 ``pretrained.pth`` / ``step_*.pt`` / ``finetuned.pth`` files, official MultiMAE files (MultiMAE or MultiViT layout,
 decoders included or not) and timm-format ViT files (converted on the fly). Pretraining decoders
 (``output_adapters.<rgb|depth|semseg|norm_rgb>`` cross-attention decoders) are never fine-tuning heads: they are
 dropped and reported, as the release's fine-tuning scripts do.
+
+A run folder without final weights belongs to a run that did not finish: interrupted, still running, crashed,
+failed or diverged. Its newest ``checkpoints/step_*.pt`` would be weights of a few of the planned steps, and
+fine-tuning them silently would report a half-trained encoder as the pretraining's result; so such a folder is
+refused in one line that says the run's state (results.json and the folder's lock) and the two ways on: name a
+checkpoint file explicitly (fine-tuned with a warning that says how far its run got), or finish the pretraining.
 """
 
+import json
 import logging
+import os
+import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError
+from ..engine.results import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, read_results
+from ..engine.storage import reading
+from ..engine.checkpoint import verify_checksums
+from ..errors import CheckpointError, UnreadableCheckpoint
 from ..models.convert import LoadReport, extract_state_dict, load_weights, read_checkpoint
 from ..models.factory import SIZES, parse_model_name
 from ..models.heads import fill_duplicate_registrations
@@ -49,16 +62,25 @@ class EncoderSpec:
                      num_global_tokens=self.num_global_tokens)
 
 
+FINAL_WEIGHTS = ("pretrained.pth", "finetuned.pth")  # what a run folder holds once its run completed
+_STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+
+
 def resolve_checkpoint_path(init_from: str | Path, label: str = "init_from=") -> Path:
-    """A file as is; a run folder -> its pretrained.pth (or finetuned.pth, or its newest checkpoints/step_*.pt)."""
+    """A file as is; a run folder -> its final weights (pretrained.pth, else finetuned.pth). A run folder without
+    them (its run did not finish) is a CheckpointError saying the run's state and naming its newest checkpoint."""
     path = Path(init_from).expanduser()
     if path.is_dir():
-        for name in ("pretrained.pth", "finetuned.pth"):
+        for name in FINAL_WEIGHTS:
             if (path / name).is_file():
                 return path / name
         steps = sorted((path / "checkpoints").glob("step_*.pt")) if (path / "checkpoints").is_dir() else []
         if steps:
-            return steps[-1]
+            state, remedy = unfinished_run_state(path)
+            raise CheckpointError(
+                f"{label}{path} holds no final weights (pretrained.pth or finetuned.pth): {state}; to use "
+                f"its unfinished weights name a checkpoint file explicitly ({label}{steps[-1]}), or {remedy}"
+            )
         raise CheckpointError(
             f"{label}{path} is a folder without pretrained.pth, finetuned.pth or checkpoints/step_*.pt; give a "
             "finished pretraining run folder or a checkpoint file"
@@ -68,10 +90,108 @@ def resolve_checkpoint_path(init_from: str | Path, label: str = "init_from=") ->
     return path
 
 
+def _run_results(run_dir: Path) -> dict | None:
+    """The run's results.json, None when there is none or it cannot be read (e.g. cut short by a kill)."""
+    try:
+        results = read_results(run_dir / "results.json")
+    except (OSError, ValueError):
+        return None
+    return results if isinstance(results, dict) else None
+
+
+def _lock_holder(run_dir: Path) -> dict | None:
+    """{"pid", "host"} of the process that holds the run folder now (engine/run_lock.py keeps them in ``.lock`` while
+    it holds it and empties the file when it ends); None when no live process does. The file is only read: taking
+    the lock to test it could make the run it belongs to refuse to start. A holder on another host cannot be
+    checked from here and counts as live."""
+    try:
+        holder = json.loads((run_dir / ".lock").read_text() or "{}")
+    except (OSError, ValueError):
+        return None
+    pid, host = holder.get("pid"), holder.get("host")
+    if not isinstance(pid, int):
+        return None
+    if host == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:  # alive, another user's
+            pass
+    return holder
+
+
+def _steps(results: dict) -> str:
+    done, planned = results.get("optimizer_steps"), results.get("planned_optimizer_steps")
+    return f"step {done} of {planned}" if done is not None and planned else f"step {done}" if done is not None else ""
+
+
+def unfinished_run_state(run_dir: Path) -> tuple[str, str]:
+    """(what state the run of ``run_dir`` is in, what to do to finish it), in words for one message line."""
+    results = _run_results(run_dir) or {}
+    holder = _lock_holder(run_dir)
+    status = results.get("status")
+    at = f" at {_steps(results)}" if _steps(results) else ""
+    stage, weights = ("fine-tuning", "finetuned.pth") if results.get("stage") == "finetune" else (
+        "pretraining", "pretrained.pth")
+    resume = f"resume the {stage} to finish it (rerun its command with hydra.run.dir={run_dir})"
+    if holder is not None:
+        return (f"its run is still running{at} (pid {holder.get('pid')} on {holder.get('host')} holds the folder)",
+                f"wait for it to finish ({weights} is written when it ends)")
+    if status == INTERRUPTED:
+        code = results.get("exit_code") or 0
+        by = f"by signal {code - 128}" if code > 128 else "by trainer.stop_after_steps"
+        return f"its run was interrupted{at} ({by})", resume
+    if status == RUNNING:
+        ended = (f"its run ended without finishing{at} (results.json says running but no process holds the folder: "
+                 "killed or crashed)")
+        return ended, resume
+    if status == FAILED:
+        return f"its run failed{at} ({results.get('error', 'see its log')})", f"fix that, then {resume}"
+    if status == DIVERGED:
+        what = results.get("diverged") or {}
+        return (f"its run diverged (non-finite {what.get('what', 'values')} at step {what.get('step', '?')})",
+                f"rerun the {stage} with other settings (e.g. a lower optim.blr)")
+    if status == COMPLETED:
+        return f"its run completed, but {weights} is missing (moved or deleted)", f"put {weights} back"
+    return "it has no readable results.json, so whether its run finished is unknown", resume
+
+
+def warn_if_unfinished(path: Path, raw: dict, label: str) -> None:
+    """A training checkpoint (``step_*.pt``: it carries ``progress``) named explicitly is fine-tuned as asked, with a
+    warning saying how far its run got (step N of M planned, from its run's results.json when it is beside it)."""
+    if not isinstance(raw.get("progress"), dict):
+        return  # final weights, or a file of another project
+    step = raw["progress"].get("global_step")
+    if step is None and _STEP_FILE.match(path.name):
+        step = int(_STEP_FILE.match(path.name).group(1))
+    results = (_run_results(path.parent.parent) if path.parent.name == "checkpoints" else None) or {}
+    planned, status = results.get("planned_optimizer_steps"), results.get("status")
+    if planned and step is not None and step >= planned:
+        log.info("%s%s is the checkpoint of its run's last step (%s of %s)", label, path, step, planned)
+        return
+    where = f"step {step} of {planned} planned" if planned else f"step {step}, of an unknown number planned"
+    log.warning("%s%s is an unfinished training checkpoint (%s%s), not the final weights of a finished run: "
+                "fine-tuning weights whose training stopped there", label, path, where,
+                f"; its run {status}" if status else "")
+
+
 def read_init_checkpoint(init_from: str | Path, label: str = "init_from=") -> InitCheckpoint:
     """``label`` names the setting in messages (``init_from=`` for fine-tuning, ``checkpoint `` for the export)."""
-    path = resolve_checkpoint_path(init_from, label)
+    # A permission problem is "cannot read" with its remedy, not "not a readable PyTorch checkpoint" (torch's
+    # loader reports every failure alike) and never a run folder's "cannot write" (engine/storage.py).
+    setting = label[:-1] if label.endswith("=") else f"the {label.strip()} argument"
+    with reading(init_from, setting):
+        path = resolve_checkpoint_path(init_from, label)
+        if path.is_file():
+            open(path, "rb").close()
+    try:  # the CRC-32 of every record torch.save wrote: bytes flipped on disk load silently otherwise
+        verify_checksums(path)
+    except UnreadableCheckpoint as e:
+        raise CheckpointError(f"{label}{path} is corrupt ({e.reason}): the file was changed or damaged after it was "
+                              "saved; use an intact copy, or an earlier checkpoint of its run") from None
     raw = read_checkpoint(path)
+    warn_if_unfinished(path, raw, label)
     state = extract_state_dict(raw, source=str(path))
     config = raw.get("config") if isinstance(raw.get("config"), dict) else None
     if config is not None and isinstance(config.get("model"), dict):

@@ -14,6 +14,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ..config.downstream_tasks import MAIN_METRIC
+from ..data.fingerprint import fingerprint_dataset
 from ..data.skipping import BadSampleLog
 from ..engine.bars import progress_bar
 from ..engine.checkpoint import save_weights
@@ -154,6 +155,9 @@ class Finetuner(Trainer):
         if not self.progress.baseline:  # not yet summed over ranks by the first evaluation
             sums = all_reduce_sum(sums.to(self.device).clone(), self.dist).cpu()
         return {"train_stats": sums}
+
+    def data_fingerprint(self):
+        return fingerprint_dataset(self.train_dataset.dataset)  # the raw training split (data/fingerprint.py)
 
     def load_extra_state(self, state: dict) -> None:
         if self.dist.is_main:

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from ..data.fingerprint import fingerprint_dataset
 from ..data.skipping import BadSampleLog, collate_skipping_bad, nothing_loaded
 from ..engine.bars import progress_bar
 from ..engine.checkpoint import save_weights
@@ -280,6 +281,9 @@ class Pretrainer(PretrainingProbes, Trainer):
     def extra_state(self) -> dict:
         self.teacher.merge_rank_tables()  # every rank's training-step scores into the checkpoint
         return {"teacher": self.teacher.state_dict(), "train_counts": self.train_counts.counts.clone()}
+
+    def data_fingerprint(self):
+        return fingerprint_dataset(self.train_dataset.folder)  # the scanned sample list (data/fingerprint.py)
 
     def load_extra_state(self, state: dict) -> None:
         self.teacher.load_state_dict(state["teacher"])

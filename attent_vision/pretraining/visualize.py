@@ -1,6 +1,8 @@
 """Reconstruction figures: masked input, prediction and target per modality for a few validation samples, one row
-per sample, each tile enlarged (nearest neighbour) to at least MIN_TILE pixels and labelled."""
+per sample, each tile enlarged (nearest neighbour) to at least MIN_TILE pixels and labelled. Written atomically,
+like every file of the run folder."""
 
+import os
 from pathlib import Path
 
 import torch
@@ -8,7 +10,9 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
+from ..atomic_files import temp_file_beside
 from ..data.normalize import IMAGENET_MEAN, IMAGENET_STD
+from ..engine.storage import writing
 
 MIN_TILE = 128  # pixels per tile side at least: small training images are enlarged by a whole factor to this
 GAP, GROUP_GAP, MARGIN = 2, 10, 6  # pixels between tiles, between modalities, around the labels
@@ -107,6 +111,22 @@ def save_figure(columns: list[tuple[str, str, torch.Tensor]], path: Path) -> Pat
     info = PngInfo()
     info.add_text("columns", " | ".join(f"{task}: {what}" for task, what, _ in columns))
     info.add_text("rows", " | ".join(f"sample {b + 1}" for b in range(batch)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path, pnginfo=info)
+    write_png(canvas, info, path)
     return path
+
+
+def write_png(image: Image.Image, info: PngInfo, path: Path) -> None:
+    """Write ``image`` as a PNG at ``path`` whole or not at all: to a temporary sibling renamed into place, so a full
+    disk never leaves a truncated or empty figure (an earlier one stays). A full disk or an unwritable folder is a
+    StorageError naming ``path`` (engine/storage.py)."""
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = temp_file_beside(path)  # <name>.png.<random>.tmp; PIL takes the format from the argument
+        try:
+            with os.fdopen(fd, "wb") as f:
+                image.save(f, format="PNG", pnginfo=info)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise

@@ -3,7 +3,7 @@ and the runs that did not complete (with why)."""
 
 from pathlib import Path
 
-from ..engine.results import COMPLETED, read_results
+from ..engine.results import COMPLETED, IncompleteResults, read_results
 from ..errors import UserError
 
 
@@ -55,23 +55,38 @@ def is_pretraining(result: dict) -> bool:
 
 
 def read_runs(paths: list[Path]) -> tuple[list[dict], list[dict], list[Path]]:
-    """(completed pretraining runs, the other pretraining runs, job folders without results.json). Every result
+    """(completed pretraining runs, the other pretraining runs and the results.json files that are not complete
+    JSON (status ``unreadable``, ``error`` naming the file), job folders without results.json). Every result
     carries ``seed`` (its trainer.seed); fine-tuning results under the same folders are not part of the report."""
     files = find_results(paths)
     where = ", ".join(map(str, paths))
     if not files:
         raise UserError(f"no results.json under {where}; give a run or multirun folder")
-    runs = []
+    runs, unreadable = [], []
     for path in files:
-        result = read_results(path)
+        try:
+            result = read_results(path)
+        except IncompleteResults as e:  # one cut-short file does not stop the report: it lists the run as left out
+            unreadable.append(unreadable_run(path, e))
+            continue
         if is_pretraining(result):
             config = result.get("config") or saved_config(Path(path).parent)
             runs.append({**result, "seed": run_seed(result, path), "config": config})
     if not runs:
+        if unreadable:
+            more = f" (and {len(unreadable) - 1} more like it)" if len(unreadable) > 1 else ""
+            raise UserError(f"{unreadable[0]['error']}{more}")
         raise UserError(f"no pretraining results.json under {where} (only fine-tuning runs); give a pretraining run "
                         "or multirun folder")
     completed = [r for r in runs if r.get("status") == COMPLETED]
-    return completed, [r for r in runs if r.get("status") != COMPLETED], jobs_without_results(paths)
+    return completed, [r for r in runs if r.get("status") != COMPLETED] + unreadable, jobs_without_results(paths)
+
+
+def unreadable_run(path: Path, error: Exception) -> dict:
+    """A left-out entry for a results.json that could not be read: its stage and seed are unknown (a fine-tuning
+    run's file is listed too, rather than guessed away), ``error`` says why (the left-out table's why column)."""
+    return {"run_dir": str(Path(path).parent), "experiment": "?", "seed": "-", "status": "unreadable",
+            "error": str(error)}
 
 
 def why_left_out(result: dict) -> str:

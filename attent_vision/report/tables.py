@@ -16,6 +16,7 @@ import statistics
 from pathlib import Path
 
 from ..config.downstream_tasks import DOWNSTREAM_TASKS
+from ..engine.results import COMPLETED
 from ..engine.run_identity import computation_settings
 from .stats import seed_order
 
@@ -44,9 +45,15 @@ ROW_FIELDS = ("ratio", "interval", "selection", "seed")
 
 
 def downstream_metric(result: dict, task: str) -> float:
-    """The final main metric of downstream ``task`` in a pretraining run's results (NaN when absent). Files written
-    before metrics carried the ``val_`` prefix name it without."""
-    final = ((result.get("downstream") or {}).get(task) or {}).get("final") or {}
+    """The final main metric of downstream ``task`` in a pretraining run's results; NaN when absent, and when the
+    task did not complete (an interrupted fine-tune's ``final`` is that of its last epoch, not the task's result:
+    files written before the run's status covered its tasks say ``completed`` beside such a task). Entries without
+    a status (made by hand) are read as they are. Files written before metrics carried the ``val_`` prefix name it
+    without."""
+    entry = (result.get("downstream") or {}).get(task) or {}
+    if entry.get("status", COMPLETED) != COMPLETED:
+        return math.nan
+    final = entry.get("final") or {}
     metric = DOWNSTREAM_TASKS[task].metric
     value = final.get(metric, final.get(metric.removeprefix("val_")))
     return math.nan if value is None else float(value)

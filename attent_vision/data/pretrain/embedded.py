@@ -63,8 +63,6 @@ def ensure_synthetic_dataset(settings: SyntheticSettings, cache_dir: str | Path 
         raise ValueError("SyntheticSettings.image_size is None; resolve it with settings.for_model(image_size)")
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     root = cache / f"synthetic-{fingerprint(settings)}"
-    if (root / "samples.csv").is_file():
-        return root
 
     def write(tmp: Path) -> None:
         log.info("writing the synthetic dataset (%d train, %d val) to %s", settings.num_train, settings.num_val, root)

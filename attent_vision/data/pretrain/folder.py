@@ -3,8 +3,9 @@
     <root>/<split>/<modality>/<class>/<stem>.<ext>      ext .png/.jpg/.jpeg, matched case-insensitively
 
 Modalities of one sample are paired by (class, stem), never by position in a listing. A stem present in one
-modality and missing in another, or an empty (0-byte) file, is an error naming the file, or, with
-``skip_bad_samples``, a sample that is left out before planning, counted and reported.
+modality and missing in another, an empty (0-byte) file, or an image name that is a symbolic link to nothing (broken,
+or a loop) is an error naming the file, or, with ``skip_bad_samples``, a sample that is left out before planning,
+counted and reported (once per sample).
 """
 
 import logging
@@ -58,9 +59,9 @@ class MultiModalFolder(Dataset):
 
     ``dataset[i]`` returns {modality: raw tensor} (see :func:`read_modality`) with equal height and width across
     modalities. ``samples[i].class_index`` is the image-level class (sorted class-folder order). With
-    ``skip_bad_samples``, problems found while scanning (a missing partner, an empty file or class folder) leave the
-    affected samples out and are listed in ``skipped``; problems found while loading still raise DataError, which
-    :class:`~attent_vision.data.pretrain.views.PretrainView` turns into a skipped item.
+    ``skip_bad_samples``, problems found while scanning (a missing partner, an empty file or class folder, a link to
+    nothing) leave the affected samples out and are listed in ``skipped``; problems found while loading still raise
+    DataError, which :class:`~attent_vision.data.pretrain.views.PretrainView` turns into a skipped item.
     """
 
     def __init__(
@@ -97,6 +98,7 @@ class MultiModalFolder(Dataset):
                 f"(found: {sorted(p.name for p in self.root.iterdir() if p.is_dir())}); check data.root and the split"
             )
         found: dict[str, dict[tuple[str, str], Path]] = {}
+        bad_links: dict[tuple[str, str], str] = {}  # (class, stem) -> a link to nothing in one of its modalities
         for m in self.modalities:
             mdir = split_dir / m
             if not mdir.is_dir():
@@ -107,17 +109,24 @@ class MultiModalFolder(Dataset):
                 raise DataError(f"{mdir} has no class folders; expected {mdir}/<class>/<stem>.<ext> (put images in "
                                 "one folder such as 'all/' if there are no classes)")
             for cdir in class_dirs:
-                images = list_images(cdir)
-                if not images:
+                links: dict[str, str] = {}
+                images = list_images(cdir, links)
+                for stem, problem in links.items():
+                    bad_links.setdefault((cdir.name, stem), problem)
+                if not images and not links:
                     self._problem(f"class folder {cdir} holds no images (.png/.jpg/.jpeg); fill it or remove it, or "
                                   "set data.skip_bad_samples=true to leave out the samples it should pair with")
                 found[m].update({(cdir.name, stem): p for stem, p in images.items()})
 
-        keys = sorted(set().union(*[set(v) for v in found.values()]))
+        keys = set().union(*[set(v) for v in found.values()])
         classes = sorted({c for c, _ in keys})
         class_index = {c: i for i, c in enumerate(classes)}
         samples = []
-        for key in keys:
+        for key in sorted(keys | set(bad_links)):
+            if key in bad_links:  # one problem per sample: not also a missing partner in that modality
+                self._problem(f"{bad_links[key]}; fix or remove it, or set data.skip_bad_samples=true to leave such "
+                              "samples out (they are counted)")
+                continue
             missing = [m for m in self.modalities if key not in found[m]]
             if missing:
                 present = next(found[m][key] for m in self.modalities if key in found[m])
