@@ -95,7 +95,8 @@ def test_flags_are_not_overrides_and_a_tree_of_ones_own_is_not_checked():
     assert override_arguments(["--info", "a=1", "--config-name=train"], primary) == ["a=1"]  # its value is optional
     assert override_arguments(["-cn", "train.yaml", "a=1"], primary) == ["a=1"]  # the default primary config
     for flags in (["-cn", "mine"], ["--config-name=mine"], ["--config-dir", "/x"], ["-cp", "/x"], ["-sc"],
-                  ["--hydra-help"], ["--experimental-rerun", "x.pickle"]):
+                  ["--hydra-help"], ["--experimental-rerun", "x.pickle"], ["hydra.searchpath=[file:///my/conf]"],
+                  ["+hydra.searchpath=[pkg://mine.conf]"]):
         assert override_arguments([*flags, "trainer.epoch=3"], primary) is None, flags
         check_overrides([*flags, "trainer.epoch=3"], *TRAIN)
     assert "'trainer.epoch'" in refusal(["--info", "defaults", "trainer.epoch=3"])
@@ -127,12 +128,12 @@ def test_a_typo_on_the_command_line_stops_before_any_work(tmp_path):
                                                           "you mean nyuv2_depth? Options: imagenet_s50_cls, "
                                                           "nyuv2_depth, nyuv2_seg")
 
-
     # The fine-tuning overrides of a pretraining run are checked against fine-tuning's tree before pretraining starts.
     out = run_in_process(["train.py", "debug=smoke", "downstream.tasks=[nyuv2_depth]",
                           'downstream.overrides=["trainer.epoch=1"]', f"hydra.run.dir={tmp_path / 'pre'}"])
     assert out.returncode == 2 and "downstream.overrides: unknown config key 'trainer.epoch'" in out.stderr
     assert not (tmp_path / "pre" / "checkpoints").exists()
+
 
 def test_valid_commands_and_the_users_own_keys_compose():
     out = run_in_process(["train.py", "experiment=table3/full", "+extra.note=baseline", "+model.loss_weights.rgb=2",

@@ -74,3 +74,22 @@ def test_submitit_local_multirun_runs_two_jobs(tmp_path):
     assert [r["setting"]["selection"] for r in results] == ["none", "random"]
     assert all(r["status"] == "completed" for r in results)
     assert (tmp_path / ".submitit").is_dir()
+
+
+def test_ctrl_c_three_times_stops_at_once_and_a_late_ctrl_c_exits_without_a_traceback():
+    """One or two Ctrl-C: the same stop request (a checkpoint after the current step); a third: out at once. A Ctrl-C
+    that arrives after training, while the outputs are written, ends the process with 130 once they are written."""
+    from attent_vision.engine.preemption import StopRequested
+
+    stop = StopRequested()
+    stop._handle(signal.SIGINT, None)
+    stop._handle(signal.SIGINT, None)
+    assert stop.pending == signal.SIGINT
+    with pytest.raises(KeyboardInterrupt):
+        stop._handle(signal.SIGINT, None)
+    late = StopRequested()
+    late.install()
+    late._handle(signal.SIGINT, None)  # as if it came while finish() wrote results.json
+    with pytest.raises(SystemExit) as ended:
+        late.restore_and_resend_late()
+    assert ended.value.code == 130 and signal.getsignal(signal.SIGINT) != late._handle  # handed back

@@ -19,15 +19,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from attent_vision.engine.results import IncompleteResults, read_results
 from attent_vision.engine.run_lock import RunFolderLock
-from attent_vision.engine.storage import check_writable, reading, unattributed_error
+from attent_vision.engine.tracking import check_wandb_mode
 from attent_vision.errors import CheckpointError, ConfigError, StorageError
 from attent_vision.finetuning.init import read_init_checkpoint
 from attent_vision.finetuning.suite import compose_finetune
 from attent_vision.finetuning.trainer import finetune
 from attent_vision.pretraining.trainer import pretrain
+from attent_vision.storage import check_writable, reading, unattributed_error
 from attent_vision.report.cli import build_report
 from conftest import REPO, compose_train, run_in_process
 
@@ -188,9 +190,10 @@ def unreadable(monkeypatch):
         path.chmod(mode)
 
 
-def assert_a_read_problem(line: str, path: Path, setting: str) -> None:
-    assert f"cannot read {path}: permission denied" in line or f"cannot read or write {path}: permission" in line
-    assert "make it readable for this user" in line and setting in line
+def assert_a_read_problem(line: str, path: Path, setting: str, operation_known: bool = True) -> None:
+    """``operation_known``: the reader said it reads (``reading()``); else a handler met the error unwrapped."""
+    said = f"cannot read {path}: permission denied" if operation_known else f"cannot read or write {path}: permission"
+    assert said in line and "make it readable for this user" in line and setting in line
     assert "cannot write" not in line and "hydra.run.dir" not in line and "run folder" not in line
 
 
@@ -205,7 +208,8 @@ def test_reading_names_the_refused_file_and_the_setting_to_change(tmp_path, unre
                                 "(chmod/chown), or point data.root at a copy this user can read")
     # A handler that does not know the operation: only the run folder is taken for a write.
     problem = PermissionError(errno.EACCES, "Permission denied", str(folder))
-    assert_a_read_problem(str(unattributed_error(problem, tmp_path / "run")), folder, "data.root")
+    assert_a_read_problem(str(unattributed_error(problem, tmp_path / "run")), folder, "data.root",
+                          operation_known=False)
     inside = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "run" / "figure.png"))
     assert str(unattributed_error(inside, tmp_path / "run")).startswith(
         f"cannot write {tmp_path / 'run' / 'figure.png'}: permission denied; make the folder writable")
@@ -228,8 +232,8 @@ def test_an_unreadable_data_cache_is_a_read_problem_naming_it(smoke_data_root, t
     out = run_in_process(["train.py", "debug=smoke", f"data.cache_dir={cache}", f"hydra.run.dir={tmp_path / 'run'}"])
     assert out.returncode == 2
     line = one_error_line(out.stderr)
-    assert f"{cache / smoke_data_root.name}/" in line and "data.cache_dir" in line and "make it readable" in line
-    assert "cannot write" not in line and "hydra.run.dir" not in line
+    assert f"cannot read {cache / smoke_data_root.name}/" in line and "make it readable" in line
+    assert "point data.cache_dir at a copy" in line and "cannot write" not in line and "hydra.run.dir" not in line
 
 
 def test_an_unreadable_init_from_is_a_read_problem_naming_it(interrupted_pretraining, tmp_path, unreadable):
@@ -273,6 +277,7 @@ def test_a_bad_wandb_mode_is_one_line_before_wandb_starts(tmp_path, monkeypatch,
     assert "disabled" in line and "unset it (logger.mode=offline then chooses)" in line
     assert not (tmp_path / "wandb").exists() and "pydantic" not in out.stderr
     monkeypatch.setenv("WANDB_MODE", "disabled")  # a valid value (conftest's) is left alone
+    check_wandb_mode(OmegaConf.create({"mode": "offline"}))
 
 
 def test_a_cut_short_results_json_is_listed_as_left_out_by_the_report(tmp_path):

@@ -24,8 +24,19 @@ def lr_sweep(tmp_path_factory):
     return sweep
 
 
-def test_two_learning_rates_are_two_rows_with_two_labelled_curves(lr_sweep, tmp_path):
+def test_two_learning_rates_are_two_rows_with_two_labelled_curves(lr_sweep, tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    monkeypatch.setattr(plt, "close", lambda fig=None: None)  # keep the figures to read their legends back
     built = build_report([lr_sweep], tmp_path / "report")
+    figures = {f.axes[0].get_title(): f for f in map(plt.figure, plt.get_fignums())}
+    curves = next(f for title, f in figures.items() if title.startswith("Validation loss vs wall time"))
+    legend = [t.get_text() for t in curves.axes[0].get_legend().get_texts()]
+    assert legend == ["full data (optim.blr=0.004)", "full data (optim.blr=0.02)"]
+    assert len(curves.axes[0].get_lines()) == 4  # one curve per run: two learning rates x two seeds
+    monkeypatch.undo()
+    plt.close("all")
     rows = built["rows"]
     assert [r["differs"] for r in rows] == ["optim.blr=0.004", "optim.blr=0.02"]
     assert all(r["seeds"] == 2 and r["reruns"] == 0 for r in rows)
@@ -50,5 +61,5 @@ def test_full_data_trains_every_sample_every_epoch(lr_sweep):
     assert arrays["num_samples"] == 32 and (arrays["train_counts"] == 2).all()
     assert arrays["selection_epochs"].size == 0
     summary = json.loads((folder / "results.json").read_text())["sample_selection"]
-    assert summary == {"file": "selections.npz", "num_samples": 32, "never_trained": 0, "train_count_min": 2,
-                       "train_count_max": 2, "train_count_mean": 2.0}
+    assert summary == {"file": "selections.npz", "num_samples": 32, "counts_complete": True, "never_trained": 0,
+                       "train_count_min": 2, "train_count_max": 2, "train_count_mean": 2.0}

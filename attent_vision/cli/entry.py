@@ -13,7 +13,7 @@ from typing import Callable
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from ..engine.storage import unattributed_error
+from ..storage import unattributed_error
 from ..errors import UserError
 from ..extras import require_launcher_plugin
 from .run_metadata import RunMetadata

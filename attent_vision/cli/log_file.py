@@ -3,7 +3,7 @@ attent_vision/conf/shared/hydra/job_logging/console.yaml).
 
 When the disk fills or the folder stops being writable during a run, Python's FileHandler prints a multi-line
 "--- Logging error ---" report with a traceback for every later log line. This handler says what went wrong once,
-in one line (engine/storage.py), and leaves the log to the console from then on; the run's own error (a checkpoint
+in one line (storage.py), and leaves the log to the console from then on; the run's own error (a checkpoint
 that cannot be written) follows as the usual one line.
 """
 
@@ -13,7 +13,7 @@ import time
 
 from tqdm import tqdm
 
-from ..engine.storage import storage_error
+from ..storage import storage_error
 
 
 class RunLogFile(logging.FileHandler):

@@ -46,10 +46,13 @@ ESCAPE_HATCH = f"to record a key of your own, use +{EXTRA_KEY}.<name>=<value>"
 
 def override_arguments(argv: list[str], primary_config: Path) -> list[str] | None:
     """The overrides among ``argv`` (flags and their values left out), or None when they are not to be checked
-    against our tree: another primary config or config folder, shell completion, help, a rerun."""
+    against our tree: another primary config or config folder (or ``hydra.searchpath`` adding some), shell
+    completion, help, a rerun."""
     overrides, args = [], iter(argv)
     for arg in args:
         if not arg.startswith("-"):
+            if arg.lstrip("+").startswith("hydra.searchpath"):  # the user adds config folders of their own
+                return None
             overrides.append(arg)
             continue
         flag, inline, value = arg.partition("=")

@@ -3,7 +3,7 @@
 Hydra creates the run folder, then opens the log file and writes ``.hydra/`` before our job starts, so a read-only
 folder, a run folder path running through a file, or a full disk would fail inside Hydra with a traceback. This
 callback (``hydra.callbacks.run_folder`` in attent_vision/conf/train/train.yaml and conf/finetune/finetune.yaml) runs before those writes and
-says what is wrong in one line (engine/storage.py), with exit status 2, like every other user error.
+says what is wrong in one line (storage.py), with exit status 2, like every other user error.
 """
 
 import sys
@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from ..engine.storage import check_writable
+from ..storage import check_writable
 from ..errors import StorageError, UserError
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 
-from ..engine.storage import writing
+from ..storage import writing
 
 log = logging.getLogger("attent_vision")
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..atomic_files import temp_dir_beside
+from ..storage import CACHE_FOLDER, reading, writing
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +64,14 @@ def write_once(root: Path, write: Callable[[Path], None], marker: str) -> Path:
     sibling folder (which must create ``marker`` last) and rename it into place. Concurrent writers (ranks, parallel
     test sessions) each write their own copy; the first rename wins and the others are discarded. Stale temporary
     folders and a damaged ``root`` are dealt with as the module docstring says."""
-    remove_stale_temp_folders(root.parent)
-    if (root / marker).is_file():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
+    with reading(root, "data.cache_dir"):  # an unreadable cache is "cannot read", never a run folder's problem
+        remove_stale_temp_folders(root.parent)
+        if (root / marker).is_file():
+            return root
     tmp, terminated = None, _SigtermCleansUp()
     try:
-        with terminated:
+        with terminated, writing(root, CACHE_FOLDER):  # a full or read-only cache names data.cache_dir
+            root.parent.mkdir(parents=True, exist_ok=True)
             tmp = temp_dir_beside(root)  # readable like any folder (mkdtemp would make it 0700 after the rename)
             _write_writer_file(tmp)
             write(tmp)

@@ -32,7 +32,7 @@ from ..atomic_files import temp_file_beside
 from ..errors import CheckpointError, UnreadableCheckpoint
 from ..models.convert import read_checkpoint
 from .run_identity import flatten, is_under
-from .storage import writing
+from ..storage import writing
 
 try:  # torch >= 2.6 can skip the CRCs (compute_crc32); earlier releases always write them
     from torch.utils.serialization import config as _serialization_config
@@ -85,7 +85,7 @@ def verify_checksums(path: str | Path) -> bool | None:
 
 def atomic_torch_save(obj, path: Path) -> None:
     """torch.save to ``path`` (with its records' CRC-32s) via a temporary file and an atomic rename. A full disk or
-    an unwritable folder is a StorageError naming ``path`` (engine/storage.py); the temporary file is removed and an
+    an unwritable folder is a StorageError naming ``path`` (storage.py); the temporary file is removed and an
     earlier ``path`` kept."""
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,15 @@ def all_reduce_sum(tensor: torch.Tensor, dist: DistEnv) -> torch.Tensor:
     return tensor
 
 
+def all_gather_objects(obj, dist: DistEnv) -> list:
+    """Every rank's picklable ``obj``, in rank order (``[obj]`` in one process)."""
+    if not dist.distributed:
+        return [obj]
+    out = [None] * dist.world_size
+    torch_dist.all_gather_object(out, obj)
+    return out
+
+
 def broadcast_object(obj, dist: DistEnv):
     """Rank 0's ``obj`` on every rank."""
     if not dist.distributed:

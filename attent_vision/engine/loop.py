@@ -21,7 +21,7 @@ from ..errors import ConfigError, UserError
 from .bars import console_logs_above_bars, progress_bar, show_bars
 from .checkpoint import CheckpointManager
 from .console import format_metrics, format_seconds
-from .distributed import DistEnv, all_reduce_sum, broadcast_object, init_distributed
+from .distributed import DistEnv, all_gather_objects, all_reduce_sum, broadcast_object, init_distributed
 from .loaders import make_loader, shut_down_workers
 from .nonfinite import Divergence, NonFiniteGuard
 from .preemption import StopRequested
@@ -32,7 +32,7 @@ from .run_record import RunRecord, tracker_metrics
 from .runtime import configure_backends, grad_scaler, resolve_precision, wrap_model
 from .sampler import EpochBatchSampler, step_shapes
 from .stage import StageHooks
-from .storage import unattributed_error, writing
+from ..storage import unattributed_error, writing
 from .timers import PhaseTimer
 from .tracking import Tracker
 
@@ -48,7 +48,7 @@ class Trainer(StageHooks, RunRecord, RunCheckpoints):
         self.dist = dist or init_distributed(cfg.trainer.device)
         # All ranks work in rank 0's run folder (torchrun starts one Hydra app per rank, each with its own folder).
         self.run_dir = Path(broadcast_object(str(run_dir), self.dist))
-        with writing(self.run_dir):  # a read-only or full disk: one line naming the folder (engine/storage.py)
+        with writing(self.run_dir):  # a read-only or full disk: one line naming the folder (storage.py)
             self.run_dir.mkdir(parents=True, exist_ok=True)
         # One run per folder; rank 0 holds the lock for all ranks until the run ends (or fails to start).
         self.lock = RunFolderLock(self.run_dir).acquire() if self.dist.is_main else None
@@ -283,6 +283,9 @@ class Trainer(StageHooks, RunRecord, RunCheckpoints):
                 return None
         bar.close()
         all_reduce_sum(sums, self.dist)
+        # Every rank's skipped samples: rank 0 writes the count, and every rank must agree to stop below.
+        shards = all_gather_objects((bad, bad_index), self.dist)
+        bad, bad_index = [m for b, _ in shards for m in b], [i for _, ix in shards for i in ix]
         if bad:
             p.record_bad(bad, bad_index)
             log.warning("epoch %d: skipped %d samples that failed to load (first: %s)", epoch + 1, len(bad),

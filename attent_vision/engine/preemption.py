@@ -10,7 +10,8 @@
   a container runtime and a supervisor both forward SIGTERM, a person presses Ctrl-C twice) is the same request: it
   is logged, and the run still stops after the current step with its checkpoint, ``status: interrupted`` and exit
   status 128 + n. Raising KeyboardInterrupt there would leave a traceback, exit status 130 and a results.json that
-  still says ``running``. ``kill -9`` stops at once (the last checkpoint written is kept).
+  still says ``running``. Ctrl-C a third time does stop at once (a person at the terminal who means it, e.g. during
+  a long scoring pass), as does ``kill -9``; the last checkpoint written is kept.
 """
 
 import logging
@@ -42,6 +43,8 @@ class StopRequested:
 
     def _handle(self, signum, frame) -> None:
         if self.pending is not None or self.stopped_by is not None:  # already stopping: the same request
+            if signum == signal.SIGINT and signum in self.repeated:  # Ctrl-C a third time: a person wants out now
+                raise KeyboardInterrupt("Ctrl-C pressed three times: stopping at once (the last checkpoint is kept)")
             if signum not in self.repeated:
                 self.repeated.add(signum)
                 log.warning("received signal %d again: still stopping after the current step, with a checkpoint "
@@ -58,6 +61,8 @@ class StopRequested:
         self.restore()
         if late is not None:
             log.warning("signal %d arrived while the run was finishing; its outputs are written, stopping now", late)
+            if late == signal.SIGINT:  # Python's own SIGINT handling would print a KeyboardInterrupt traceback
+                raise SystemExit(128 + late)
             signal.raise_signal(late)
 
     def launcher_handles(self, signum: int) -> bool:

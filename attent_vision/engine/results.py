@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..atomic_files import temp_file_beside
 from ..errors import UserError
-from .storage import writing
+from ..storage import writing
 
 RUNNING, COMPLETED, INTERRUPTED, FAILED, DIVERGED = "running", "completed", "interrupted", "failed", "diverged"
 STATUSES = (RUNNING, COMPLETED, INTERRUPTED, FAILED, DIVERGED)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UserError
 from .checkpoint import (archive_run, config_differences, earlier_outputs, recorded_config, restore_rng,
                          training_state)
 from .distributed import all_reduce_sum, barrier, broadcast_object
@@ -24,9 +24,10 @@ log = logging.getLogger("attent_vision.engine.loop")
 # its writer was killed before the rename; and the run's folders written that way (checkpoints/ is the
 # CheckpointManager's; downstream/<task>/ is cleaned by that task's own run).
 TEMPORARY = re.compile(r"^.+\.[0-9a-f]{8}\.tmp$")
-ATOMIC_WRITE_FOLDERS = (".", "downstream")
-START_OVER = ("set checkpoint.resume=archive to move the earlier run's files to <run>/archived/ and start over here, "
-              "or give this run another hydra.run.dir")
+ATOMIC_WRITE_FOLDERS = (".", "downstream", "reconstructions")
+START_OVER = ("set checkpoint.resume=archive for this one invocation (it moves the earlier run's files to "
+              "<run>/archived/ and starts over here; left in a requeued job's command it would start over on every "
+              "requeue), or give this run another hydra.run.dir")
 
 
 def listed(diffs: list[str]) -> str:
@@ -36,17 +37,32 @@ def listed(diffs: list[str]) -> str:
 
 
 class RunCheckpoints:
+    def _decided_on_main(self, work):
+        """``work()`` on rank 0 (its result there; None elsewhere). An error it raises (a user error, a storage
+        problem) is raised on every rank, so that no rank waits forever in a collective that rank 0 never reaches."""
+        result = error = None
+        if self.dist.is_main:
+            try:
+                result = work()
+            except (UserError, OSError) as e:
+                error = e
+        message = broadcast_object(None if error is None else str(error), self.dist)
+        if error is not None:
+            raise error
+        if message is not None:  # another rank: rank 0 reports the error itself
+            raise CheckpointError(message)
+        return result
+
     def _checkpoint_to_resume(self) -> tuple[Path, dict] | None:
         """(path, state) of the checkpoint this run continues, or None for a fresh start. A checkpoint written with
         other settings is refused with every difference listed (engine/run_identity.py says which keys may change)."""
         resume = self.cfg.checkpoint.resume
-        if self.dist.is_main:
-            self._remove_stale_temporaries()
+        self._decided_on_main(self._remove_stale_temporaries)
         if resume in ("never", "archive"):
             self._start_over(resume)
             return None
         if resume == "auto":  # the newest readable checkpoint (rank 0 decides; the others read the same file)
-            found = self.ckpt.newest_readable() if self.dist.is_main else None
+            found = self._decided_on_main(self.ckpt.newest_readable)
             path = broadcast_object(found[0] if found else None, self.dist)
             if path is None:  # no checkpoint: a fresh run, with the same checks of what the folder holds
                 self._start_over(resume)
@@ -102,15 +118,15 @@ class RunCheckpoints:
         """A fresh run in this folder. Refused where an earlier run's files would be mixed with the new ones or
         taken for its own (``_earlier_run_problem``), unless ``archive`` moves everything that run produced to
         <run>/archived/<time>/ first. Rank 0 decides and archives; the broadcast makes the others wait for it."""
-        problem = None
-        if self.dist.is_main:
+        def decide() -> None:
             problem = self._earlier_run_problem(resume)
-            if problem is None and resume == "archive" and (found := earlier_outputs(self.run_dir)):
+            if problem:
+                raise CheckpointError(problem)
+            if resume == "archive" and (found := earlier_outputs(self.run_dir)):
                 where = archive_run(self.run_dir)
                 log.warning("moved the earlier run's files (%s) to %s; starting over", ", ".join(found), where)
-        problem = broadcast_object(problem, self.dist)
-        if problem:
-            raise CheckpointError(problem)
+
+        self._decided_on_main(decide)
 
     def _earlier_run_problem(self, resume: str) -> str | None:
         """Why a fresh run may not start here (None: it may): checkpoints of an earlier run (with ``never``: auto

@@ -17,7 +17,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from ..errors import UserError
-from .storage import writing
+from ..storage import writing
 
 log = logging.getLogger(__name__)
 

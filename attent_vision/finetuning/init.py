@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ..engine.results import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, read_results
-from ..engine.storage import reading
+from ..storage import reading
 from ..engine.checkpoint import verify_checksums
 from ..errors import CheckpointError, UnreadableCheckpoint
 from ..models.convert import LoadReport, extract_state_dict, load_weights, read_checkpoint
@@ -137,7 +137,8 @@ def unfinished_run_state(run_dir: Path) -> tuple[str, str]:
     resume = f"resume the {stage} to finish it (rerun its command with hydra.run.dir={run_dir})"
     if holder is not None:
         return (f"its run is still running{at} (pid {holder.get('pid')} on {holder.get('host')} holds the folder)",
-                f"wait for it to finish ({weights} is written when it ends)")
+                f"wait for it to finish ({weights} is written when it ends; if that process is gone, e.g. its node "
+                "died, name a checkpoint file explicitly)")
     if status == INTERRUPTED:
         code = results.get("exit_code") or 0
         by = f"by signal {code - 128}" if code > 128 else "by trainer.stop_after_steps"
@@ -179,7 +180,7 @@ def warn_if_unfinished(path: Path, raw: dict, label: str) -> None:
 def read_init_checkpoint(init_from: str | Path, label: str = "init_from=") -> InitCheckpoint:
     """``label`` names the setting in messages (``init_from=`` for fine-tuning, ``checkpoint `` for the export)."""
     # A permission problem is "cannot read" with its remedy, not "not a readable PyTorch checkpoint" (torch's
-    # loader reports every failure alike) and never a run folder's "cannot write" (engine/storage.py).
+    # loader reports every failure alike) and never a run folder's "cannot write" (storage.py).
     setting = label[:-1] if label.endswith("=") else f"the {label.strip()} argument"
     with reading(init_from, setting):
         path = resolve_checkpoint_path(init_from, label)

@@ -29,8 +29,8 @@ from ..conf import FINETUNE_CONF_DIR
 from ..config import register_configs, validate_config
 from ..config.downstream_tasks import DOWNSTREAM_TASKS
 from ..engine.results import COMPLETED, DIVERGED, FAILED, INTERRUPTED, read_results, write_json_atomic
-from ..engine.storage import writing
-from ..errors import ConfigError, UserError
+from ..storage import unattributed_error, writing
+from ..errors import CheckpointError, ConfigError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,16 @@ def run_finetune_suite(init_from: str | Path | None, tasks: list[str], overrides
             else:
                 log.info("downstream suite: %s from %s", task, init_from)
                 results[task] = finetune(cfg, out_dir / task)
-        except UserError as e:
-            log.error("downstream suite: %s failed: %s", task, e)
-            results[task] = {"status": FAILED, "error": str(e), "exit_code": e.exit_code}
+        except (UserError, OSError) as e:  # an OSError no writer named (e.g. generating the embedded data)
+            error = e if isinstance(e, UserError) else unattributed_error(e, out_dir / task)
+            if error is None:
+                raise
+            if isinstance(error, CheckpointError) and "checkpoint.resume=archive" in str(error):
+                # At the top level that option would archive the whole pretraining run, not this task.
+                error = CheckpointError(f"{error}; for this downstream task: add checkpoint.resume=archive to "
+                                        f"downstream.overrides, or remove {out_dir / task}")
+            log.error("downstream suite: %s failed: %s", task, error)
+            results[task] = {"status": FAILED, "error": str(error), "exit_code": error.exit_code}
         summary = {t: {k: r.get(k) for k in ("status", "main_metric", "best", "final", "baseline", "error", "run_dir")
                        if k in r} for t, r in results.items()}
         write_json_atomic({"init_from": str(init_from) if init_from else None, "tasks": summary},

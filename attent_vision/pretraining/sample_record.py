@@ -4,6 +4,7 @@ sample, how many epochs trained on it. What a data-selection study analyses, kep
 
     num_samples        ()      N, the training set's size (indices refer to the dataset's sorted sample order)
     train_counts       (N,)    epochs in which each sample was trained (a repeated sample counts each repeat)
+    train_counts_complete ()   False when the run resumed from a checkpoint older than these counts
     selection_epochs   (S,)    the epoch (1 = first) each of the S selections was made for
     selection_<i>      (k_i,)  the sorted indices chosen by selection i (0-based, in selection_epochs' order)
     scores_<i>         (N,)    the scores selection i ranked (NaN = none yet, -inf = failed to load); absent for
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from ..atomic_files import temp_file_beside
-from ..engine.storage import writing
+from ..storage import writing
 
 FILE_NAME = "selections.npz"
 
@@ -29,6 +30,8 @@ class TrainCounts:
 
     def __init__(self, num_samples: int):
         self.counts = torch.zeros(num_samples, dtype=torch.int64)
+        # False when the run resumed from a checkpoint written before counts were kept: earlier epochs are missing
+        self.complete = True
 
     def add_epoch(self, pool: torch.Tensor | None) -> None:
         """One epoch on ``pool`` (indices, repeats allowed; None = every sample)."""
@@ -39,7 +42,8 @@ class TrainCounts:
 
     def summary(self) -> dict:
         c = self.counts.double()
-        return {"file": FILE_NAME, "num_samples": self.counts.numel(), "never_trained": int((self.counts == 0).sum()),
+        return {"file": FILE_NAME, "num_samples": self.counts.numel(), "counts_complete": self.complete,
+                "never_trained": int((self.counts == 0).sum()),
                 "train_count_min": int(c.min()) if c.numel() else 0,
                 "train_count_max": int(c.max()) if c.numel() else 0,
                 "train_count_mean": round(float(c.mean()), 6) if c.numel() else 0.0}
@@ -48,8 +52,11 @@ class TrainCounts:
 def write_selections(path: Path, counts: TrainCounts, history: list[dict], chosen: list[torch.Tensor],
                      chosen_by: list[torch.Tensor | None]) -> None:
     """Write the arrays above to ``path`` atomically (a temporary sibling renamed into place)."""
+    # A run resumed from a checkpoint written before selections were kept has records without indices: the indices
+    # belong to the newest len(chosen) records.
+    epochs = [r["epoch"] for r in history][len(history) - len(chosen):]
     arrays = {"num_samples": np.array(counts.counts.numel()), "train_counts": counts.counts.numpy().astype(np.int32),
-              "selection_epochs": np.array([r["epoch"] for r in history], dtype=np.int32)}
+              "train_counts_complete": np.array(counts.complete), "selection_epochs": np.array(epochs, dtype=np.int32)}
     for i, indices in enumerate(chosen):
         arrays[f"selection_{i}"] = indices.numpy().astype(np.int64)
         if chosen_by[i] is not None:

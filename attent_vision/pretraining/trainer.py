@@ -289,6 +289,8 @@ class Pretrainer(PretrainingProbes, Trainer):
         self.teacher.load_state_dict(state["teacher"])
         if state.get("train_counts") is not None:
             self.train_counts.counts = state["train_counts"].clone()
+        else:  # a checkpoint from before the counts were kept: the epochs before it are not in them
+            self.train_counts.complete = False
 
     def setting(self) -> dict:
         c = self.cfg

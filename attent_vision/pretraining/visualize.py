@@ -12,7 +12,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from ..atomic_files import temp_file_beside
 from ..data.normalize import IMAGENET_MEAN, IMAGENET_STD
-from ..engine.storage import writing
+from ..storage import writing
 
 MIN_TILE = 128  # pixels per tile side at least: small training images are enlarged by a whole factor to this
 GAP, GROUP_GAP, MARGIN = 2, 10, 6  # pixels between tiles, between modalities, around the labels
@@ -118,7 +118,7 @@ def save_figure(columns: list[tuple[str, str, torch.Tensor]], path: Path) -> Pat
 def write_png(image: Image.Image, info: PngInfo, path: Path) -> None:
     """Write ``image`` as a PNG at ``path`` whole or not at all: to a temporary sibling renamed into place, so a full
     disk never leaves a truncated or empty figure (an earlier one stays). A full disk or an unwritable folder is a
-    StorageError naming ``path`` (engine/storage.py)."""
+    StorageError naming ``path`` (storage.py)."""
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = temp_file_beside(path)  # <name>.png.<random>.tmp; PIL takes the format from the argument

@@ -17,8 +17,7 @@ USAGE = """examples:
 One row per setting: experiment, ratio, interval, selection, and any other config key in which runs differ (named in
 the differs column; only the seed and keys outside the computation, engine/run_identity.py, may differ within a
 row). Runs of one setting are averaged over distinct seeds (trainer.seed), with the standard deviation over seeds
-as ±; reruns of one seed count once. Runs that did not
-complete are listed below the table, never averaged in.
+as ±; reruns of one seed count once. Runs that did not complete are listed below the table, never averaged in.
 
 writes:
   report.md                      the table (Markdown), and the runs left out with why

@@ -71,7 +71,9 @@ def read_runs(paths: list[Path]) -> tuple[list[dict], list[dict], list[Path]]:
             continue
         if is_pretraining(result):
             config = result.get("config") or saved_config(Path(path).parent)
-            runs.append({**result, "seed": run_seed(result, path), "config": config})
+            # found_dir: where the report found the run (a copied or moved folder's run_dir is where it ran)
+            runs.append({**result, "seed": run_seed(result, path), "config": config,
+                         "found_dir": str(Path(path).parent)})
     if not runs:
         if unreadable:
             more = f" (and {len(unreadable) - 1} more like it)" if len(unreadable) > 1 else ""

@@ -14,7 +14,7 @@ PLOT_NAME = "chosen_vs_score.png"
 
 def selection_arrays(result: dict) -> dict[str, np.ndarray] | None:
     """The arrays of a run's selections.npz, or None when it has none (older runs, no selections)."""
-    path = Path(result.get("run_dir", "")) / FILE_NAME
+    path = Path(result.get("found_dir") or result.get("run_dir", "")) / FILE_NAME
     if not path.is_file():
         return None
     with np.load(path) as data:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from ...storage import reading
 from ...errors import DataError
 from ...models.input_adapters import SEMSEG_IGNORE_INDEX
 from ..image_io import SKIP_HINT, decode_image_file, decode_single_channel, list_images
@@ -79,7 +80,8 @@ class MultiModalFolder(Dataset):
         self.skip_bad_samples = skip_bad_samples
         self.semseg_num_classes = semseg_num_classes
         self.skipped: list[str] = []  # what was left out at scan time (skip_bad_samples)
-        self.samples, self.classes = self._scan()
+        with reading(self.root, "data.root"):  # an unreadable folder is "cannot read", never a run folder's problem
+            self.samples, self.classes = self._scan()
 
     def _problem(self, message: str) -> None:
         if not self.skip_bad_samples:

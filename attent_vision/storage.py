@@ -21,7 +21,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import StorageError, UserError
+from .errors import StorageError, UserError
 
 RUN_FOLDER = ("run folder", "hydra.run.dir")  # (what the folder is, the setting that chooses it)
 CACHE_FOLDER = ("cache folder", "data.cache_dir")
@@ -133,28 +133,26 @@ def unattributed_error(error: BaseException, run_dir: str | Path) -> StorageErro
 
 
 @contextmanager
-def writing(path: str | Path, folder: tuple[str, str] = RUN_FOLDER):
-    """Around a write of ``path``: a storage problem becomes a StorageError naming ``path``; others pass."""
+def _translating(translate):
+    """Around an operation: an error that ``translate`` turns into a StorageError is raised as that; others pass."""
     try:
         yield
     except Exception as e:
-        problem = storage_error(e, path, folder)
+        problem = translate(e)
         if problem is None:
             raise
         raise problem from None
 
 
-@contextmanager
+def writing(path: str | Path, folder: tuple[str, str] = RUN_FOLDER):
+    """Around a write of ``path``: a storage problem becomes a StorageError naming ``path``; others pass."""
+    return _translating(lambda e: storage_error(e, path, folder))
+
+
 def reading(path: str | Path, setting: str = "data.root"):
     """Around a read of ``path`` (a file, or a scan of the folders under it): a permission problem becomes a
     StorageError "cannot read <the file or folder refused>" naming ``setting`` in its remedy; others pass."""
-    try:
-        yield
-    except Exception as e:
-        problem = read_error(e, path, setting)
-        if problem is None:
-            raise
-        raise problem from None
+    return _translating(lambda e: read_error(e, path, setting))
 
 
 def check_writable(folder: str | Path, probe_bytes: int = 1 << 16) -> None:
