@@ -37,7 +37,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from ..engine.results import COMPLETED, DIVERGED, FAILED, INTERRUPTED, write_json_atomic
+from ..engine.rank_env import env_rank
+from ..engine.results import COMPLETED, DIVERGED, FAILED, INTERRUPTED, stopped_by_signal, write_json_atomic
 from ..errors import UserError
 
 OUTCOMES_FOLDER = ".job_outcomes"  # inside the sweep folder; not a job folder (no .hydra/, no results.json)
@@ -51,12 +52,8 @@ _sweep_config: DictConfig | None = None  # the multirun running in this process 
 
 
 def is_rank_zero() -> bool:
-    """Rank 0 of a torchrun or multi-task SLURM job, or a single process (engine/rank_env.py's order, without its
-    rendezvous set-up, which a job that failed on its config never needs)."""
-    env = os.environ
-    if "RANK" in env and "WORLD_SIZE" in env:
-        return env["RANK"] == "0"
-    return int(env.get("SLURM_NTASKS", "1")) <= 1 or env.get("SLURM_PROCID", "0") == "0"
+    """Rank 0 of a torchrun or multi-task SLURM job, or a single process."""
+    return env_rank() == 0
 
 
 def one_line(text: str) -> str:
@@ -200,9 +197,9 @@ def stop_sweep_after_a_signal(results: dict | None) -> None:
     sweep runs its jobs in this process, print the summary and exit with the job's status (the jobs after it do
     not start). SystemExit passes through Hydra's job runner, which catches only Exception."""
     global _sweep_config
-    code = (results or {}).get("exit_code") or 0
-    if (results or {}).get("status") != INTERRUPTED or code <= 128 or _sweep_config is None:
+    if not stopped_by_signal(results or {}) or _sweep_config is None:
         return
+    code = results["exit_code"]
     if OmegaConf.select(_sweep_config, "hydra.launcher._target_") != BASIC_LAUNCHER:
         return
     config, _sweep_config = _sweep_config, None  # on_multirun_end will not run: the sweep ends here

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..atomic_files import temp_dir_beside
+from ..processes import process_runs
 from ..storage import CACHE_FOLDER, reading, writing
 
 log = logging.getLogger(__name__)
@@ -142,20 +143,10 @@ def _is_stale(folder: Path) -> bool:
     except (OSError, ValueError, KeyError, TypeError):  # no (readable) writer file: judge by age alone
         pid = host = None
     here = host == socket.gethostname()
-    if here and _process_runs(pid):
+    if here and process_runs(pid):
         return False
     newest = _newest_mtime(folder)
     return newest is not None and time.time() - newest > (DEAD_WRITER_QUIET_S if here else STALE_AFTER_S)
-
-
-def _process_runs(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, as another user's process
-        return True
-    return True
 
 
 def _newest_mtime(folder: Path) -> float | None:

@@ -15,7 +15,6 @@ made for damage, not for a forger, which is the risk here. Padding between recor
 read). A file written with torch's ``compute_crc32`` off has no CRCs; it loads unchecked, with an INFO line.
 """
 
-import json
 import logging
 import os
 import re
@@ -31,8 +30,8 @@ from omegaconf import OmegaConf
 from ..atomic_files import temp_file_beside
 from ..errors import CheckpointError, UnreadableCheckpoint
 from ..models.convert import read_checkpoint
-from .run_identity import flatten, is_under
 from ..storage import writing
+from .run_identity import flatten, is_under
 
 try:  # torch >= 2.6 can skip the CRCs (compute_crc32); earlier releases always write them
     from torch.utils.serialization import config as _serialization_config
@@ -247,21 +246,6 @@ def archive_run(run_dir: Path) -> Path:
     if (run_dir / ACCEPTED_COMMAND).is_dir():
         shutil.copytree(run_dir / ACCEPTED_COMMAND, target / ".hydra")
     return target
-
-
-def recorded_config(run_dir: Path) -> tuple[str, dict] | None:
-    """(file, resolved config) of the run whose outputs are in ``run_dir``: results.json's ``config``, else
-    config.yaml; None when neither can be read."""
-    try:
-        config = json.loads((Path(run_dir) / "results.json").read_text()).get("config")
-        if isinstance(config, dict) and config:
-            return "results.json", config
-    except (OSError, ValueError, AttributeError):
-        pass
-    try:
-        return "config.yaml", OmegaConf.to_container(OmegaConf.load(Path(run_dir) / "config.yaml"), resolve=True)
-    except Exception:  # missing, unreadable, not YAML: no record
-        return None
 
 
 def config_differences(saved: dict, current: dict, may_differ: tuple[str, ...]) -> list[str]:

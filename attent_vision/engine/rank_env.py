@@ -8,6 +8,15 @@ SLURM_LOCALID, with MASTER_ADDR / MASTER_PORT set by the launcher), then a singl
 import os
 
 
+def env_rank() -> int:
+    """This process's rank as ``detect_ranks`` finds it, without its rendezvous set-up (for code that only needs to
+    know whether it is rank 0, such as a job that failed on its config)."""
+    env = os.environ
+    if "RANK" in env and "WORLD_SIZE" in env:
+        return int(env["RANK"])
+    return int(env.get("SLURM_PROCID", "0")) if int(env.get("SLURM_NTASKS", "1")) > 1 else 0
+
+
 def detect_ranks() -> tuple[int, int, int]:
     """(rank, world_size, local_rank) from torchrun, else SLURM, else (0, 1, 0).
 

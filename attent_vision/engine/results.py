@@ -52,6 +52,12 @@ class RunResults:
         return {**record, **details}
 
 
+def stopped_by_signal(result: dict) -> bool:
+    """A run (or job, or task) interrupted by a signal (exit status 128 + n), not at ``trainer.stop_after_steps``
+    (exit status 0, as asked)."""
+    return result.get("status") == INTERRUPTED and (result.get("exit_code") or 0) > 128
+
+
 def finite_or_null(value):
     """``value`` with every NaN or infinite float replaced by None (recursively): strict JSON has no NaN token,
     and a reader that gets null knows there is no number (the run's status and history say why)."""
@@ -101,3 +107,25 @@ def read_results(path: str | Path) -> dict:
             "or delete the file"
         ) from None
 
+
+def saved_config(run_dir: str | Path) -> dict | None:
+    """The resolved config a run wrote beside its results.json (config.yaml); None when it cannot be read."""
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.to_container(OmegaConf.load(Path(run_dir) / "config.yaml"), resolve=True)
+    except Exception:  # missing, unreadable, not YAML: no record
+        return None
+
+
+def recorded_config(run_dir: str | Path) -> tuple[str, dict] | None:
+    """(file, resolved config) of the run whose outputs are in ``run_dir``: results.json's ``config``, else
+    config.yaml; None when neither can be read."""
+    try:
+        config = read_results(Path(run_dir) / "results.json").get("config")
+        if isinstance(config, dict) and config:
+            return "results.json", config
+    except (OSError, ValueError, AttributeError):
+        pass
+    config = saved_config(run_dir)
+    return None if config is None else ("config.yaml", config)

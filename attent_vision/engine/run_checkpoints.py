@@ -13,9 +13,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ..errors import CheckpointError, UserError
-from .checkpoint import (archive_run, config_differences, earlier_outputs, recorded_config, restore_rng,
-                         training_state)
+from .checkpoint import archive_run, config_differences, earlier_outputs, restore_rng, training_state
 from .distributed import all_reduce_sum, barrier, broadcast_object
+from .results import recorded_config
 from .timers import PhaseTimer
 
 log = logging.getLogger("attent_vision.engine.loop")
@@ -74,10 +74,8 @@ class RunCheckpoints:
         diffs = config_differences(state.get("config", {}), OmegaConf.to_container(self.cfg, resolve=True),
                                    self.resume_may_differ)
         if diffs:
-            raise CheckpointError(
-                f"{path} was written by a run with other settings ({listed(diffs)}); resume it with "
-                "its original settings, start this run in another folder (hydra.run.dir=...), or set "
-                "checkpoint.resume=archive to move the earlier run to <run>/archived/ and start over here")
+            raise CheckpointError(f"{path} was written by a run with other settings ({listed(diffs)}); resume it with "
+                                  f"its original settings, or {START_OVER}")
         return Path(path), state
 
     def _check_training_data(self, resume_from: tuple[Path, dict] | None) -> None:
@@ -85,22 +83,22 @@ class RunCheckpoints:
         (the stage's ``data_fingerprint``, data/fingerprint.py), kept for the checkpoints and, on resume, compared
         with the checkpoint's. Data that changed since is refused in one line saying what changed (a new sample
         count would otherwise fail deep in the teacher's score table). Rank 0 decides."""
-        self._data_fingerprint = self.data_fingerprint() if self.dist.is_main else None
-        problem = None
-        if self.dist.is_main and resume_from is not None and self._data_fingerprint is not None:
+        def check():
+            fingerprint = self.data_fingerprint()
+            if resume_from is None or fingerprint is None:
+                return fingerprint
             path, state = resume_from
             saved = state.get("data_fingerprint")
             if saved is None:
                 log.info("%s records no fingerprint of its training data (written by an earlier version): the data "
                          "is not compared with the checkpoint's", path.name)
-            elif change := self._data_fingerprint.change_from(saved):
-                problem = (f"the training data in {self._data_fingerprint.root} changed since {path} was written "
-                           f"({change}), so resuming would continue the run on other data; put the data back as it "
-                           "was, or start over: checkpoint.resume=archive (moves the earlier run to <run>/archived/) "
-                           "or another hydra.run.dir")
-        problem = broadcast_object(problem, self.dist)
-        if problem:
-            raise CheckpointError(problem)
+            elif change := fingerprint.change_from(saved):
+                raise CheckpointError(f"the training data in {fingerprint.root} changed since {path} was written "
+                                      f"({change}), so resuming would continue the run on other data; put the data "
+                                      f"back as it was, or {START_OVER}")
+            return fingerprint
+
+        self._data_fingerprint = self._decided_on_main(check)  # rank 0's (it writes the checkpoints)
 
     def _resume(self, path: Path, state: dict) -> None:
         """Continue from checkpoint ``state`` (found and checked by ``_checkpoint_to_resume``)."""
@@ -138,8 +136,7 @@ class RunCheckpoints:
         earlier = self.ckpt.checkpoints()
         if earlier:
             return (f"{self.run_dir} holds checkpoints of an earlier run (newest {earlier[-1].name}); resume it "
-                    "(checkpoint.resume=auto), give this run another hydra.run.dir, or set checkpoint.resume=archive "
-                    "to move the earlier run's files to <run>/archived/ and start over")
+                    f"(checkpoint.resume=auto), or {START_OVER}")
         outputs = [name for name in earlier_outputs(self.run_dir) if name != "checkpoints"]
         if not outputs:
             return None

@@ -16,7 +16,6 @@ checkpoint file explicitly (fine-tuned with a warning that says how far its run 
 
 import json
 import logging
-import os
 import re
 import socket
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from ..models.convert import LoadReport, extract_state_dict, load_weights, read_
 from ..models.factory import SIZES, parse_model_name
 from ..models.heads import fill_duplicate_registrations
 from ..models.timm_layout import is_timm_vit_state, timm_to_multivit
+from ..processes import process_runs
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +111,8 @@ def _lock_holder(run_dir: Path) -> dict | None:
     pid, host = holder.get("pid"), holder.get("host")
     if not isinstance(pid, int):
         return None
-    if host == socket.gethostname():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:  # alive, another user's
-            pass
+    if host == socket.gethostname() and not process_runs(pid):
+        return None
     return holder
 
 

@@ -28,7 +28,8 @@ from omegaconf import OmegaConf, open_dict
 from ..conf import FINETUNE_CONF_DIR
 from ..config import register_configs, validate_config
 from ..config.downstream_tasks import DOWNSTREAM_TASKS
-from ..engine.results import COMPLETED, DIVERGED, FAILED, INTERRUPTED, read_results, write_json_atomic
+from ..engine.results import (COMPLETED, DIVERGED, FAILED, INTERRUPTED, read_results, stopped_by_signal,
+                              write_json_atomic)
 from ..storage import unattributed_error, writing
 from ..errors import CheckpointError, ConfigError, UserError
 
@@ -74,11 +75,6 @@ def completed_before(run_dir: Path, cfg) -> dict | None:
         return None
     current = OmegaConf.to_container(cfg, resolve=True)
     return None if config_differences(result["config"], current, Finetuner.resume_may_differ) else result
-
-
-def stopped_by_signal(result: dict) -> bool:
-    """Interrupted by a signal (exit status 128 + n), not at ``trainer.stop_after_steps`` (exit status 0)."""
-    return result.get("status") == INTERRUPTED and (result.get("exit_code") or 0) > 128
 
 
 def run_finetune_suite(init_from: str | Path | None, tasks: list[str], overrides: list[str],

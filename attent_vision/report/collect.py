@@ -3,7 +3,7 @@ and the runs that did not complete (with why)."""
 
 from pathlib import Path
 
-from ..engine.results import COMPLETED, IncompleteResults, read_results
+from ..engine.results import COMPLETED, IncompleteResults, read_results, saved_config
 from ..errors import UserError
 
 
@@ -25,14 +25,6 @@ def jobs_without_results(paths: list[Path]) -> list[Path]:
     """Multirun job folders (they hold Hydra's .hydra/) that never wrote a results.json: jobs that crashed early."""
     jobs = [job for path in map(Path, paths) if path.is_dir() for job in sorted(path.glob("*/.hydra"))]
     return [job.parent for job in jobs if not (job.parent / "results.json").is_file()]
-
-
-def saved_config(run_dir: Path) -> dict | None:
-    """The resolved config a run wrote beside its results.json (results.json carries it since it has ``config``)."""
-    from omegaconf import OmegaConf
-
-    path = run_dir / "config.yaml"
-    return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else None
 
 
 def config_seed(run_dir: Path):
