@@ -26,6 +26,10 @@ STREAM_FINETUNE_AUGMENT = 6  # fine-tuning augmentation per (epoch, sample)
 STREAM_MIXUP = 7  # fine-tuning mixup/cutmix per optimizer step
 STREAM_REFRESH = 8  # tie-breaking among equally stale scores before a refresh (teaching/refresh.py)
 STREAM_REFERENCE = 9  # the learnability reference model: its weights, sample order and augmentation
+STREAM_SHARED_MASK = 10  # one token-mask pattern per (selection epoch, draw) for every scored sample
+STREAM_REPEAT = 11  # which samples a selection's repeatability check scores twice (teaching/repeatability.py)
+STREAM_RS2 = 12  # RS2 random: the permutations its subsets are consecutive slices of (strategies/rs2.py)
+STREAM_HOLDOUT = 13  # which training samples the learnability reference model's holdout takes
 
 
 def derive_seed(*parts: int) -> int:

@@ -13,7 +13,8 @@ Methods: full (full data, the reference), random (uniform subsets on the AtteNT 
 (a fresh uniform draw before every subset epoch: RS2, the strongest known random baseline), soft_pass (the paper's
 AtteNT: loss scores from a scoring pass over all samples before each selection), soft_free (the same with free
 training-step scores and a budgeted refresh), prune (InfoBatch-style); on request soft_learn, hard_learn (learnability
-scores), hard. Regimes: clean (every scene distinct) and redundant (half the scenes are near-duplicates of others).
+scores), hard; and the score options of issue 22 (``--methods scores``: soft_pass_k4, soft_pass_topq,
+soft_pass_shared, soft_free_norm beside both random baselines, the paper's soft_pass and soft_learn). Regimes: clean (every scene distinct) and redundant (half the scenes are near-duplicates of others).
 Both shrink the CPU default (MultiMAE-nano at 32 px instead of 64, 512 scenes instead of 1,024) so that the seeds
 and baselines fit in about an hour on 2 cores; docs/benchmarks.md says what this changes.
 
@@ -44,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]  # the package, and the frontier_* modules
 
 from frontier_math import QUALITY, plateau, selection_numbers, summarise, to_markdown
-from frontier_plan import (ARGUMENTS, DEFAULT_METHODS, METHODS, REGIMES, TASKS, BadInput, check_methods, compose_train,
+from frontier_plan import (ARGUMENTS, DEFAULT_METHODS, METHOD_SETS, METHODS, REGIMES, TASKS, BadInput, check_methods, compose_train,
                            pilot_overrides, plan_runs, run_overrides)
 from frontier_plot import plot_frontier
 
@@ -239,8 +240,10 @@ def write_outputs(args, out: Path, numbers: dict, regimes: dict, pilots: dict, c
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="frontier.py", description=__doc__.splitlines()[0])
-    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(DEFAULT_METHODS), metavar="METHOD",
-                   help=f"of {', '.join(METHODS)} (default: {', '.join(DEFAULT_METHODS)}); full is required")
+    sets = "; ".join(f"{name} = {' '.join(methods)}" for name, methods in METHOD_SETS.items())
+    p.add_argument("--methods", nargs="+", choices=[*METHODS, *METHOD_SETS], default=list(DEFAULT_METHODS),
+                   metavar="METHOD", help=f"of {', '.join(METHODS)}, or a set: {sets} (default: the default set); "
+                   "full is required")
     p.add_argument("--budgets", type=float, nargs="+", default=[0.5, 1.0],
                    help="fractions of the reference epochs; must include 1.0")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
@@ -257,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(parser: argparse.ArgumentParser, args) -> None:
     """Argument errors as one line each (parser.error), before anything is composed or run."""
+    # A set name stands for its methods, in order; a method named twice (by a set and by name) runs once
+    args.methods = list(dict.fromkeys(m for name in args.methods for m in METHOD_SETS.get(name, (name,))))
     if any(not math.isfinite(b) or b <= 0 for b in args.budgets):
         parser.error(f"--budgets must be positive fractions of the reference epochs, got {args.budgets}")
     for name in ("budgets", "seeds", "methods", "regimes", "pilot_seeds"):

@@ -17,6 +17,8 @@ LABELS = {"probe_linear_top1": "linear top-1", "probe_knn_top1": "kNN top-1", "p
           "val_loss": "val loss"}
 WITHIN = 0.01  # "reaches full's quality": within one point of it
 COST_GOAL = 0.8  # the question: within one point at <= 0.8 of full's compute
+BASELINES = ("random", "random_rs2", "full")  # paired differences against each, where the benchmark ran it
+EQUAL_COMPUTE_BASELINE = "random_rs2"  # the strongest random baseline: options are judged against it at its compute
 
 
 def selection_numbers(selections: list[dict]) -> dict:
@@ -28,7 +30,10 @@ def selection_numbers(selections: list[dict]) -> dict:
         return [s[key] for s in selections if s.get(key) is not None]
 
     ages, oldest = present("score_age_mean"), present("score_age_max")
+    rhos = [s["repeatability"]["spearman"] for s in selections
+            if (s.get("repeatability") or {}).get("spearman") is not None]
     return {"count": len(selections), "scoring_s": sum(present("scoring_s")),
+            "repeat_spearman": statistics.fmean(rhos) if rhos else None,
             "samples_scored": sum(present("samples_scored")),
             "score_age_mean": statistics.fmean(ages) if ages else None,
             "score_age_max": max(oldest) if oldest else None,
@@ -50,6 +55,36 @@ def cost_to_reach(runs: dict, seed: int, method: str, budgets: list[float], targ
     return (None if cost is None else cost / runs[(seed, 1.0, "full")]["train_equivalents"]), upper
 
 
+def quality_at(runs: dict, seed: int, method: str, budgets: list[float], compute: float) -> float | None:
+    """The method's linear top-1 at ``compute`` (train equivalents) on its frontier, linear between its budgets;
+    None outside the computes it was run at (no extrapolation: a method whose smallest budget already costs more
+    cannot be compared at that compute)."""
+    points = sorted((runs[(seed, b, method)]["train_equivalents"], runs[(seed, b, method)][QUALITY[0]])
+                    for b in budgets if (seed, b, method) in runs)
+    for (c0, q0), (c1, q1) in zip(points, points[1:]):
+        if c0 <= compute <= c1:
+            return q0 if c1 == c0 else q0 + (q1 - q0) * (compute - c0) / (c1 - c0)
+    return points[0][1] if len(points) == 1 and points[0][0] == compute else None
+
+
+def at_baseline_compute(runs: dict, method: str, budgets: list[float], seeds: list[int]) -> dict:
+    """Per seed, the method's linear top-1 minus the equal-compute baseline's at the baseline's b=1 compute (the
+    comparison at equal compute); seeds where the method's frontier does not span that compute are counted apart."""
+    base = EQUAL_COMPUTE_BASELINE
+    diffs, outside = {}, 0
+    for s in seeds:
+        if (s, 1.0, base) not in runs or (s, 1.0, method) not in runs:
+            continue
+        reference = runs[(s, 1.0, base)]
+        value = quality_at(runs, s, method, budgets, reference["train_equivalents"])
+        if value is None:
+            outside += 1
+        else:
+            diffs[s] = value - reference[QUALITY[0]]
+    return {"difference": interval_or_none(mean_interval, diffs.values()) if len(diffs) > 1 else None,
+            "seeds": len(diffs), "outside": outside}
+
+
 def summarise(runs: dict, methods: list[str], budgets: list[float], seeds: list[int]) -> dict:
     """Per method: at b=1 the cost ratios and each quality's mean interval, paired differences against random and
     full; along its budgets, the compute it needs to get within one point of full's quality; per budget the mean
@@ -65,7 +100,12 @@ def summarise(runs: dict, methods: list[str], budgets: list[float], seeds: list[
                                           {s: r[base] for s, r in full.items()})
         entry["quality"] = {q: interval_or_none(mean_interval, per_seed(runs, seeds, 1.0, method, q).values())
                             for q in (*QUALITY, "val_loss")}
-        for other in ("random", "full"):
+        if EQUAL_COMPUTE_BASELINE in methods:
+            entry["equal_compute"] = at_baseline_compute(runs, method, budgets, seeds)
+        rhos = [r["selections"]["repeat_spearman"] for s in seeds if (r := runs.get((s, 1.0, method)))
+                and (r.get("selections") or {}).get("repeat_spearman") is not None]
+        entry["repeat_spearman"] = statistics.fmean(rhos) if rhos else None
+        for other in BASELINES:
             entry[f"vs_{other}"] = {q: interval_or_none(paired_difference, per_seed(runs, seeds, 1.0, method, q),
                                                         per_seed(runs, seeds, 1.0, other, q))
                                     for q in QUALITY} if other in methods else {}
@@ -98,18 +138,28 @@ def reach_cell(reach: dict, seeds: int) -> str:
 def to_markdown(summary: dict, seeds: int) -> str:
     """One regime's tables: costs and quality at b=1, then the paired differences against random and full."""
     head = ["method", "seeds", "compute vs full (b=1)", "wall vs full (b=1)", "linear top-1 % (b=1)",
-            "kNN top-1 % (b=1)", "depth delta1 % (b=1)", "compute to reach full's linear top-1 - 1 point (vs full)"]
+            "kNN top-1 % (b=1)", "depth delta1 % (b=1)", "compute to reach full's linear top-1 - 1 point (vs full)",
+            "score repeatability (mean Spearman rho, b=1)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, m in summary["methods"].items():
-        q = m["quality"]
+        q, rho = m["quality"], m.get("repeat_spearman")
         lines.append("| " + " | ".join([
             method, str(m["seeds"]), cell(m["compute_vs_full"], digits=3), cell(m["wall_vs_full"], digits=3),
             cell(q["probe_linear_top1"], 100, 1), cell(q["probe_knn_top1"], 100, 1),
-            cell(q["probe_depth_delta1"], 100, 1), reach_cell(m["reach"], seeds)]) + " |")
-    diff_head = ["method"] + [f"{LABELS[k]} vs {other} (points)" for other in ("random", "full") for k in QUALITY]
+            cell(q["probe_depth_delta1"], 100, 1), reach_cell(m["reach"], seeds),
+            "-" if rho is None else f"{rho:.2f}"]) + " |")
+    others = [o for o in BASELINES if any(m[f"vs_{o}"] for m in summary["methods"].values())]
+    diff_head = ["method"] + [f"{LABELS[k]} vs {other} (points)" for other in others for k in QUALITY]
+    equal = any("equal_compute" in m for m in summary["methods"].values())
+    if equal:
+        diff_head.append(f"linear top-1 vs {EQUAL_COMPUTE_BASELINE} at its compute (points; seeds)")
     lines += ["", "| " + " | ".join(diff_head) + " |", "|" + "---|" * len(diff_head)]
     for method, m in summary["methods"].items():
-        cells = [cell(m[f"vs_{other}"].get(k), 100, 2, signed=True) for other in ("random", "full") for k in QUALITY]
+        cells = [cell(m[f"vs_{other}"].get(k), 100, 2, signed=True) for other in others for k in QUALITY]
+        if equal:
+            e = m["equal_compute"]
+            cells.append(f"{cell(e['difference'], 100, 2, signed=True)}; {e['seeds']}"
+                         + (f" ({e['outside']} costlier at every budget)" if e["outside"] else ""))
         lines.append("| " + " | ".join([method, *cells]) + " |")
     return "\n".join(lines) + "\n"
 

@@ -46,7 +46,8 @@ def record_run(overrides: list[str], run_dir: str | Path) -> dict:
     trainer.teacher.subset_for_epoch = recording_choose
     results = trainer.run()
     record = {"rank": trainer.dist.rank, "world_size": trainer.dist.world_size, "trained": trained,
-              "scored": scored, "subsets": subsets, "history": results["history"], "status": results["status"]}
+              "scored": scored, "subsets": subsets, "history": results["history"], "status": results["status"],
+              "repeatability": [s.get("repeatability") for s in results["selections"]]}
     return json.loads(json.dumps(record))  # epoch keys as strings, as the launched ranks write them
 
 

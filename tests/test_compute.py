@@ -2,6 +2,7 @@
 arithmetic, what a pretraining run records, that measuring changes nothing, learnability's reference model, and
 that a resumed run records what an uninterrupted one does."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -99,17 +100,19 @@ def test_measuring_flops_changes_neither_the_model_nor_any_random_stream():
 
 
 # learnability with free scores and no time-based cap on refreshes, so the scored counts are deterministic.
-LEARNABILITY = ["teaching.score=learnability", "teaching.score_source=training", "teaching.reference_epochs=2",
+LEARNABILITY = ["teaching.score=learnability", "teaching.score_source=training", "teaching.reference_max_steps=4",
+                "teaching.reference_holdout=0.25", "teaching.reference_cache=false",
                 "teaching.max_scoring_fraction=null"]
 
 
 def test_learnability_counts_its_reference_model_and_resumes_to_the_same_compute(tmp_path):
-    """Smoke data: 96 training and 32 validation (holdout) scenes. Stopping after 7 steps leaves the run in the
-    middle of its first subset epoch, after the reference model was trained and scored."""
+    """Smoke data: 96 training scenes, a quarter of them the reference model's holdout. Stopping after 7 steps
+    leaves the run in the middle of its first subset epoch, after the reference model was trained and scored."""
     uninterrupted = run(tmp_path, "uninterrupted", LEARNABILITY)
     c = uninterrupted["compute"]
-    assert c["reference_trained_samples"] == 2 * 32
-    assert c["reference_scored_samples"] == uninterrupted["num_train_samples"] == 96
+    assert c["reference_trained_samples"] == 4 * 16  # 4 steps of the smoke batch
+    assert uninterrupted["num_train_samples"] == 72  # the holdout left the training set
+    assert c["reference_scored_samples"] == 72 * 4  # reference_draws=4 forwards per training sample
     assert c["scored_samples"] == uninterrupted["samples_scored"]
     trained = c["trained_samples"] + c["reference_trained_samples"]
     scored = c["scored_samples"] + c["reference_scored_samples"]
@@ -118,8 +121,14 @@ def test_learnability_counts_its_reference_model_and_resumes_to_the_same_compute
 
     stopped = run(tmp_path, "resumed", ["trainer.stop_after_steps=7", *LEARNABILITY])
     assert stopped["status"] == "interrupted"
-    assert stopped["compute"]["reference_trained_samples"] == 2 * 32  # trained before the stop ...
+    assert stopped["compute"]["reference_trained_samples"] == 4 * 16  # trained before the stop ...
     assert stopped["compute"]["trained_samples"] == stopped["samples_seen"] < c["trained_samples"]
     resumed = run(tmp_path, "resumed", LEARNABILITY)
     assert resumed["status"] == "completed"
     assert resumed["compute"] == c  # ... and not again after it: every count and FLOP as without the stop
+    # selections.npz maps the training samples (the split less the holdout) to the dataset's indices
+    from attent_vision.pretraining.sample_record import read_selections
+
+    arrays = read_selections(tmp_path / "resumed" / "selections.npz")
+    assert arrays["folder_index"].shape == (72,) and (np.diff(arrays["folder_index"]) > 0).all()
+    assert arrays["folder_index"].max() <= 95 and arrays["num_samples"] == 72

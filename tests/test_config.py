@@ -112,7 +112,7 @@ def test_unknown_keys_fail_naming_the_key(override):
         ("teaching.max_scoring_fraction=2", "teaching.max_scoring_fraction"),
         ("teaching.score=rho", "teaching.score"),
         ("teaching.score=progress", "teaching.score"),  # needs history: refused with the default scoring pass
-        ("teaching.reference_epochs=0", "teaching.reference_epochs"),
+        ("teaching.reference_max_steps=0", "teaching.reference_max_steps"),
         ("teaching.score_modalities={rgb:-1}", "teaching.score_modalities.rgb"),
         ("teaching.score_modalities={normals:1}", "teaching.score_modalities.normals"),
         ("teaching.score_modalities={rgb:0}", "teaching.score_modalities"),
@@ -133,7 +133,11 @@ def test_out_of_range_values_fail_naming_the_key(override, key):
 @pytest.mark.parametrize("overrides,key", [
     (["selection=hard", "selection.reweight=unbiased"], "selection.reweight"),  # top-k has no unbiased form
     (["selection=soft", "teaching.score=progress", "teaching.score_source=pass"], "teaching.score"),
-    (["selection=soft", "teaching.score=learnability", "data.val_split=null"], "data.val_split"),
+    (["selection=soft", "teaching.score=learnability", "teaching.reference_holdout=0.001"],
+     "teaching.reference_holdout"),  # no holdout sample left: refused at set-up, when N is known
+    (["selection=soft", "teaching.normalize_free_scores=true"], "teaching.normalize_free_scores"),  # pass scores
+    (["selection=soft", "teaching.score_source=training", "teaching.normalize_free_scores=true",
+      "teaching.score=learnability"], "teaching.normalize_free_scores"),  # ratios minus raw reference losses
 ])
 def test_combinations_without_meaning_fail_naming_the_key(tmp_path, overrides, key):
     from attent_vision.pretraining.trainer import Pretrainer
@@ -141,7 +145,7 @@ def test_combinations_without_meaning_fail_naming_the_key(tmp_path, overrides, k
     cfg = compose_train(["debug=smoke", *overrides])
     with pytest.raises(ConfigError) as info:
         validate_train_config(cfg)
-        Pretrainer(cfg, tmp_path / "run")  # what the schema cannot see (a missing holdout split) fails at set-up
+        Pretrainer(cfg, tmp_path / "run")  # what the schema cannot see (an empty holdout) fails at set-up
     assert key in str(info.value) and len(str(info.value).splitlines()) == 1
 
 

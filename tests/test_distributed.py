@@ -10,7 +10,8 @@ import torch
 from conftest import REPO, run_cli
 from ddp_worker import record_run
 
-SMOKE = ["debug=smoke", "trainer.epochs=7"]
+# The repeatability check off (its second scoring would add to the scored samples counted here), except where tested
+SMOKE = ["debug=smoke", "trainer.epochs=7", "teaching.repeatability_samples=0"]
 TWO_RANKS = ["trainer.micro_batch_size=8"]  # micro-batch 8 on each of 2 ranks == one process with the global batch 16
 # Free scores with their refresh of the stalest; the cost cap off (its decisions depend on measured time).
 FREE = ["teaching.score_source=training", "teaching.max_scoring_fraction=null"]
@@ -19,7 +20,7 @@ PROBES = ["probe=standard", "probe.k=5", "probe.embedded.train_per_class=6", "pr
           "probe.embedded.nyu_train=10", "probe.embedded.nyu_test=6"]
 NEW_OPTIONS = {
     "learnability_unbiased": ["selection=soft", "teaching.score=learnability", "selection.reweight=unbiased",
-                              "teaching.reference_epochs=2"],
+                              "teaching.reference_max_steps=2", "teaching.reference_cache=false"],
     "prune_progress": ["selection=prune", "teaching.score=progress"],
 }
 # Every two-rank run of this module, in one launch of two processes (one torch import, one process group).
@@ -30,6 +31,9 @@ SCENARIOS = {
     **{name: [*FREE, *options] for name, options in NEW_OPTIONS.items()},
     "capped": ["teaching.score_source=training", "teaching.max_scoring_fraction=1e-9", "selection=hard"],
     "probed": PROBES,
+    "rs2": ["selection=rs2"],
+    "normalised": [*FREE, "selection=hard", "teaching.normalize_free_scores=true"],
+    "repeatability": ["teaching.repeatability_samples=96", "teaching.score_draws=2", "teaching.shared_mask=true"],
 }
 PROBES_ONLY = {"probes_only": [*PROBES, "probe.batch_size=7"]}  # chunks of 7: an odd count per rank
 
@@ -171,3 +175,38 @@ def test_probes_and_compute_of_a_two_rank_pretraining_match_one_process(tmp_path
     assert probes[0] == probes[1] and len(probes[0]) == 4
     one, two = (json.loads((d / "results.json").read_text())["compute"] for d in (single_dir, ddp_dir))
     assert one == two and one["probe_samples"] == 10 * 11 + 16 and one["scored_samples"] > 0
+
+
+def test_rs2_draws_a_fresh_subset_every_subset_epoch_the_same_on_two_ranks_as_one_process(tmp_path, two_ranks):
+    """RS2 (selection=rs2): a new uniform subset before every subset epoch, consecutive slices of one permutation
+    (no sample twice before every sample once), no scoring at all; identical on both ranks and in one process."""
+    single, _ = one_process(tmp_path, "rs2_single", SCENARIOS["rs2"])
+    ranks, _ = two_ranks["rs2"]
+    assert ranks[0]["subsets"] == ranks[1]["subsets"] == single["subsets"]
+    subsets = [s for s in single["subsets"].values() if s is not None]
+    assert len(subsets) == 3 and all(a != b for a, b in zip(subsets, subsets[1:]))  # a fresh draw every subset epoch
+    first, second, third = subsets  # 19 + 76 + 76 samples of 96
+    assert len(set(first) | set(second)) == len(first) + len(second) == 95  # without replacement in a pass ...
+    assert set(first) | set(second) | set(third) == set(range(96))  # ... and every sample before any twice
+    assert ranks[0]["scored"] == ranks[1]["scored"] == single["scored"] == []
+
+
+def test_the_repeatability_check_measures_the_same_on_two_ranks_as_one_process(tmp_path, two_ranks):
+    """The check's second scoring (K=2 draws under shared masks) is sharded like a scoring pass; every rank
+    records the same numbers, and one process the same up to float rounding."""
+    single, _ = one_process(tmp_path, "repeatability_single", SCENARIOS["repeatability"])
+    ranks, _ = two_ranks["repeatability"]
+    assert ranks[0]["repeatability"] == ranks[1]["repeatability"] and len(single["repeatability"]) == 3
+    for one, two in zip(single["repeatability"], ranks[0]["repeatability"]):
+        assert one["samples"] == two["samples"] == 96 and one["draws"] == 2
+        assert one["spearman"] == pytest.approx(two["spearman"], abs=0.02)
+
+
+def test_normalised_free_scores_select_the_same_on_both_ranks_as_one_process(tmp_path, two_ranks):
+    """The loss level is folded from every rank's share of each step's batch: the same levels on every rank, so
+    the same selections as one process."""
+    single, _ = one_process(tmp_path, "normalised_single", SCENARIOS["normalised"])
+    ranks, _ = two_ranks["normalised"]
+    assert ranks[0]["subsets"] == ranks[1]["subsets"] == single["subsets"]
+    assert [r["status"] for r in ranks] == ["completed"] * 2
+

@@ -86,6 +86,26 @@ def test_compute_to_reach_full_within_one_point():
     assert f"| soft | +1.67 [{5 / 3 - half:+.2f}, {5 / 3 + half:+.2f}] (n=3) |" in table
 
 
+def test_options_are_judged_against_rs2_at_its_compute_on_their_frontier():
+    """At RS2's b=1 compute (760 here), a method's linear top-1 is read off its frontier, linear between its
+    budgets; a method whose smallest budget already costs more is not compared (no extrapolation)."""
+    table = {**{key: value for key, value in THREE_SEEDS.items() if key[2] != "random"},
+             **{(s, b, "random_rs2"): value for (s, b, m), value in THREE_SEEDS.items() if m == "random"},
+             **{(s, 0.5, "costly"): (0.5, 800.0, {}) for s in range(3)},
+             **{(s, 1.0, "costly"): (0.6, 1600.0, {}) for s in range(3)}}
+    summary = fm.summarise(numbers(table), ["full", "random_rs2", "soft", "costly"], [0.5, 1.0], [0, 1, 2])
+    soft, costly = summary["methods"]["soft"]["equal_compute"], summary["methods"]["costly"]["equal_compute"]
+    # soft at 760: 450 + 310/450 of the way from its b=0.5 to its b=1 point, per seed, minus RS2's b=1 quality
+    at = lambda q0, q1: q0 + (q1 - q0) * 310 / 450  # noqa: E731
+    expected = [at(0.36, 0.39) - 0.37, at(0.30, 0.41) - 0.40, at(0.33, 0.39) - 0.37]
+    assert soft["seeds"] == 3 and soft["outside"] == 0
+    assert soft["difference"].mean == pytest.approx(sum(expected) / 3)
+    assert costly["seeds"] == 0 and costly["outside"] == 3 and costly["difference"] is None
+    assert "(3 costlier at every budget)" in fm.to_markdown(summary, 3)
+    assert fm.quality_at(numbers(table), 0, "soft", [0.5, 1.0], 450.0) == pytest.approx(0.36)
+    assert fm.quality_at(numbers(table), 0, "soft", [0.5, 1.0], 1000.0) is None
+
+
 def test_a_method_that_never_gets_there_and_one_already_there_at_its_smallest_budget():
     runs = numbers({(0, 0.5, "full"): (0.30, 500.0, {}), (0, 1.0, "full"): (0.40, 1000.0, {}),
                     (0, 0.5, "early"): (0.45, 300.0, {}), (0, 1.0, "early"): (0.46, 600.0, {}),
@@ -173,7 +193,7 @@ def test_pilots_set_the_reference_and_the_plan_follows(tmp_path):
     pilot = runner.calls["pilot_seed100"]
     assert "trainer.epochs=60" in pilot and "probe.every_epochs=5" in pilot and "trainer.seed=100" in pilot
     rs2 = runner.calls["seed0_b1.0_random_rs2"]
-    assert "trainer.epochs=20" in rs2 and "selection.reselect_every_subset_epoch=true" in rs2  # b=1 at the plateau
+    assert "trainer.epochs=20" in rs2 and "selection=rs2" in rs2  # b=1 at the plateau
     assert {"probe=standard", "data.cache=memory"} <= set(rs2) and rs2[-1] == "trainer.log_every_steps=5"
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())["regimes"]["clean"]
     assert summary["pilot"]["reference_epochs"] == 20 and summary["regime"]["epochs"] == {"0.5": 10, "1.0": 20}

@@ -43,7 +43,7 @@ def test_unknown_keys_are_one_line_with_a_suggestion_and_the_escape_hatch(overri
 
 @pytest.mark.parametrize("argv,expected", [
     (["selection=sotf"], "config group selection has no option 'sotf'; did you mean soft? "
-                         "Options: hard, none, prune, random, soft"),
+                         "Options: hard, none, prune, random, rs2, soft"),
     # Nested options by their full name: the last part alone finds it.
     (["experiment=cosine_fixed_soft"], "config group experiment has no option 'cosine_fixed_soft'; did you mean "
                                        "table3/cosine_fixed_soft? Options: paper_imagenet_s50, "),

@@ -83,12 +83,22 @@ FREE_SCORES = ["teaching.score_source=training", "teaching.max_scoring_fraction=
 
 # Issue 12's options: a trained reference model and unbiased weights; prune's weighted subsets with the progress
 # score's history. Both must be in the checkpoint for the resumed run to match.
-LEARNABILITY = [*FREE_SCORES, "teaching.score=learnability", "selection.reweight=unbiased", "teaching.reference_epochs=2"]
+# The reference model is trained in both runs (no cache): a resumed run must train the same one.
+LEARNABILITY = [*FREE_SCORES, "teaching.score=learnability", "selection.reweight=unbiased",
+                "teaching.reference_max_steps=2", "teaching.reference_cache=false"]
 PRUNE = ["selection=prune", "teaching.score=progress", "teaching.max_scoring_fraction=null"]
 
 
-@pytest.mark.parametrize("stop_after,scores", [(7, []), (6, []), (7, FREE_SCORES), (7, LEARNABILITY), (7, PRUNE)],
-                         ids=["mid", "boundary", "free", "learnability", "prune"])
+# Issue 22's options: scores of K draws under shared masks, reduced to their top patches; normalised free scores;
+# RS2's permutations (their position is derived from the earlier selections' sizes).
+CONSISTENT = ["teaching.score_draws=2", "teaching.shared_mask=true", "teaching.score_top_q=0.5"]
+NORMALISED = [*FREE_SCORES, "teaching.normalize_free_scores=true", "teaching.score_draws=2"]
+RS2 = ["selection=rs2"]
+
+
+@pytest.mark.parametrize("stop_after,scores", [(7, []), (6, []), (7, FREE_SCORES), (7, LEARNABILITY), (7, PRUNE),
+                                               (7, CONSISTENT), (7, NORMALISED), (7, RS2)],
+                         ids=["mid", "boundary", "free", "learnability", "prune", "consistent", "normalised", "rs2"])
 def test_run_stopped_mid_cycle_and_resumed_is_bit_identical(tmp_path, stop_after, scores):
     """Smoke plan: epoch 0 full (6 steps), epoch 1 a subset epoch (2 steps), ... Stopping after 7 steps leaves the
     run in the middle of the subset epoch; after 6 it stops at the epoch boundary just before a selection."""

@@ -17,24 +17,25 @@ from conftest import compose_train
 
 
 def noise_of_samples(trainer) -> torch.Tensor:
-    folder = trainer.views["train"].folder
-    with open(folder.root / "samples.csv") as f:
+    """The noise level of each training sample of the run (its view: learnability's holdout is not in it)."""
+    view = trainer.views["train"]
+    with open(view.folder.root / "samples.csv") as f:
         noise = {row["stem"]: float(row["noise"]) for row in csv.DictReader(f)}
-    return torch.tensor([noise[s.stem] for s in folder.samples])
+    return torch.tensor([noise[view.folder.samples[view.folder_index(i)].stem] for i in range(len(view))])
 
 
 def test_learnability_does_not_pick_the_noisy_scenes_that_loss_picks(tmp_path):
     """rgb-only MAE on scenes with a known per-scene noise level. By loss, the top 20% are mostly the noisiest 20%
     (noise no model can fit); learnability subtracts a holdout-trained reference model's loss, which carries the
     same noise, and must pick far fewer of them (measured: 92.5% by loss, 5% by learnability)."""
-    cfg = compose_train(["debug=smoke", "selection=random", "teaching.score=learnability", "model.in_domains=[rgb]",
+    cfg = compose_train(["debug=smoke", "selection=hard", "teaching.score=learnability", "model.in_domains=[rgb]",
                          "model.out_domains=[rgb]", "trainer.epochs=6", "data.synthetic.max_noise=0.4",
                          "data.synthetic.num_train=200", "optim.blr=1e-2"])
     trainer = Pretrainer(cfg, tmp_path / "learn")
     trainer.run()
     n, teacher = trainer.num_train, trainer.teacher
     teacher.score(torch.arange(n), epoch=0, step=trainer.progress.global_step)
-    teacher.reference = teacher.access.reference_losses(torch.arange(n)).cpu()
+    teacher.reference = teacher.access.reference_losses(torch.arange(n))[0].cpu()
     loss, learnability = teacher.table.current[:, 0].cpu(), teacher.scores()
     noise, k = noise_of_samples(trainer), n // 5
     noisiest = set(torch.topk(noise, k).indices.tolist())
@@ -165,8 +166,8 @@ def test_a_sample_the_reference_cannot_load_is_never_selected():
     losses = torch.arange(6.0)
     reference = torch.zeros(6, 1)
     reference[2] = float("-inf")  # sample 2 failed to load in the reference pass
-    access = LearnerAccess(score_batches=lambda idx, epoch: [{"index": idx, "loss": losses[idx]}],
-                           per_task_losses=lambda batch: batch["loss"], reference_losses=lambda idx: reference)
+    access = LearnerAccess(score_batches=lambda idx, epoch, draw=0: [{"index": idx, "loss": losses[idx]}],
+                           per_task_losses=lambda batch: batch["loss"], reference_losses=lambda idx: (reference, {}))
     plan = build_plan(num_samples=6, epochs=5, strategy="soft", total_cycles=2, initial_ratio=0.8, final_ratio=0.8,
                       reselect_every_subset_epoch=True)
     for seed in range(20):

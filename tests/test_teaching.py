@@ -140,12 +140,6 @@ def test_plan_reselection_and_full_data_baseline():
         build_plan(num_samples=100, epochs=5, strategy="soft", total_cycles=5)
 
 
-def test_warmup_steps_follow_the_planned_epochs():
-    plan = build_plan(num_samples=100, epochs=11, strategy="hard", total_cycles=2, initial_interval=3, max_interval=3)
-    # epoch 0 full (4 steps of 32), epoch 1 subset of 20 (1 step), half of epoch 2 (1 step -> round(0.5) = 0)
-    assert plan.warmup_steps(1, 32) == 4 and plan.warmup_steps(2, 32) == 5 and plan.warmup_steps(2.5, 32) == 5
-
-
 # ------------------------------------------------------------------------------------------------- sampler
 def _keys(sampler):
     return [k for micro in sampler for k in micro]
@@ -199,7 +193,7 @@ def test_sharded_batches_visit_each_sample_once():
 def access_for(scores: torch.Tensor, calls: list | None = None) -> LearnerAccess:
     """A learner whose per-sample loss is ``scores[index]``; ``calls`` records each scoring pass."""
 
-    def batches(indices, epoch):
+    def batches(indices, epoch, draw=0):
         if calls is not None:
             calls.append(epoch)
         return [{"index": indices}]

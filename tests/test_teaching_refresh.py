@@ -40,7 +40,7 @@ def test_score_ages_over_eligible_scored_samples():
 def access_for(scores: torch.Tensor, log: list, work=lambda: (0.0, 0)) -> LearnerAccess:
     """A learner whose loss for a sample is ``scores[index]``; ``log`` gets the indices of every scoring pass."""
 
-    def batches(indices, epoch):
+    def batches(indices, epoch, draw=0):
         log.append(indices.tolist())
         return [{"index": indices}]
 

@@ -42,7 +42,7 @@ class OptimConfig:
     blr: Optional[float] = 1e-4  # base lr: lr = blr * batch_size / 256 (ignored when lr is set)
     lr: Optional[float] = None  # absolute learning rate
     min_lr: float = 1e-6  # cosine floor
-    warmup_epochs: float = 40.0  # linear warm-up length in epochs (fractions allowed)
+    warmup_epochs: float = 40.0  # linear warm-up length in (full-data) epochs' worth of steps (fractions allowed)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
     eps: float = 1e-8
     weight_decay: float = 0.05

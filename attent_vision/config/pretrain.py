@@ -203,7 +203,16 @@ def validate_teaching_config(cfg: DictConfig) -> None:
             "must be in [0, 1) (the share of N/2 samples dropped from the below-mean ones each pruned epoch)")
     require(0 < s.prune_delta <= 1, "selection.prune_delta", s.prune_delta,
             "must be in (0, 1] (epochs below delta x E are pruned, the rest run on full data)")
-    require(t.reference_epochs >= 1, "teaching.reference_epochs", t.reference_epochs, "must be >= 1")
+    require(0 < t.reference_holdout < 1, "teaching.reference_holdout", t.reference_holdout,
+            "must be in (0, 1) (the share of the training split held out for learnability's reference model)")
+    require(t.reference_max_steps >= 1, "teaching.reference_max_steps", t.reference_max_steps,
+            "must be >= 1 (the reference model's optimizer steps at most)")
+    require(t.reference_check_every >= 1, "teaching.reference_check_every", t.reference_check_every,
+            "must be >= 1 (optimizer steps per window of the reference model's plateau check)")
+    require(t.reference_patience >= 1, "teaching.reference_patience", t.reference_patience,
+            "must be >= 1 (windows in a row without improvement before the reference model stops)")
+    require(t.reference_draws >= 1, "teaching.reference_draws", t.reference_draws,
+            "must be >= 1 (the draws each sample's reference loss averages; 1 = a single draw)")
     strategy = STRATEGIES[s.strategy]
     require(s.reweight != "unbiased" or strategy.has_unbiased_weights, "selection.reweight", s.reweight,
             "has no unbiased form for selection=hard (top-k never picks the samples outside it, so no weighting of "
@@ -223,6 +232,21 @@ def validate_teaching_config(cfg: DictConfig) -> None:
             require(number and weight >= 0, f"teaching.score_modalities.{task}", weight, "must be >= 0")
         require(any(w > 0 for w in t.score_modalities.values()), "teaching.score_modalities",
                 dict(t.score_modalities), "needs at least one weight > 0 (or null: the training objective)")
+    require(t.score_draws >= 1, "teaching.score_draws", t.score_draws,
+            "must be >= 1 (the number of mask draws each sample's score averages; 1 = a single draw)")
+    require(t.score_top_q is None or 0 < t.score_top_q <= 1, "teaching.score_top_q", t.score_top_q,
+            "must be in (0, 1] (the share of a sample's highest-loss patches its score averages) or null (all)")
+    require(t.repeatability_samples >= 0, "teaching.repeatability_samples", t.repeatability_samples,
+            "must be >= 0 (samples scored twice at each selection to measure repeatability; 0 = off)")
+    if t.normalize_free_scores and strategy.needs_scores:
+        require(t.score_source == "training" or strategy.free_scores_only, "teaching.normalize_free_scores",
+                t.normalize_free_scores, "normalises free scores; add teaching.score_source=training")
+        require(t.score == "loss", "teaching.normalize_free_scores", t.normalize_free_scores,
+                f"normalises loss scores (ratios to the loss level), not teaching.score={t.score}; use one of the two")
+    free = t.score_source == "training" or strategy.free_scores_only
+    require(not (t.shared_mask and strategy.needs_scores and free), "teaching.shared_mask", t.shared_mask,
+            "shares one mask pattern among the samples of a scoring pass; free scores come from training steps, "
+            "whose masks are the sample's own, and would be ranked beside them: use it with teaching.score_source=pass")
     if strategy.trains_on_subsets and strategy.cyclic:
         require(cfg.trainer.epochs >= t.total_cycles + 1, "trainer.epochs", cfg.trainer.epochs,
                  f"AtteNT needs at least teaching.total_cycles + 1 = {t.total_cycles + 1} epochs (one full epoch, then "

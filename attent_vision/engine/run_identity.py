@@ -18,6 +18,8 @@ OUTSIDE_THE_COMPUTATION: tuple[str, ...] = (
     "trainer.vis_every_epochs", "trainer.num_vis_samples",
     "data.num_workers", "data.pin_memory", "data.persistent_workers", "data.prefetch_factor", "data.cache",
     "data.cache_dir", "checkpoint", "logger", "teaching.scoring_batch_size",
+    "teaching.repeatability_samples",  # a measurement of the scores: it changes no selection and no weight
+    "teaching.reference_cache",  # whether learnability's reference model is reused: the same model either way
     "experiment_name",  # a label: the report shows it in a column of its own
 )
 

@@ -97,21 +97,22 @@ class EpochBatchSampler(Sampler):
 class ShardedBatches(Sampler):
     """Batches of keys over ``indices`` for a no-grad pass (scoring, validation), sharded across ranks: rank r
     takes every world_size-th sample, so the ranks together visit each sample exactly once. ``epoch`` is passed
-    through in the keys (it selects the random stream of the release's noisy scoring view)."""
+    through in the keys (it selects the random stream of the release's noisy scoring view), and so is ``draw``
+    (which independent draw of each sample's masks and crop a pass of K draws asks for; 0 for a single draw)."""
 
     def __init__(self, indices: torch.Tensor, batch_size: int, *, rank: int = 0, world_size: int = 1, epoch: int = 0):
         self.batch_size = batch_size
         self.rank, self.world_size = rank, world_size
         self.set_pass(indices, epoch)
 
-    def set_pass(self, indices: torch.Tensor, epoch: int = 0) -> None:
+    def set_pass(self, indices: torch.Tensor, epoch: int = 0, draw: int = 0) -> None:
         """Visit ``indices`` next (a loader over this sampler picks the change up at its next iteration)."""
         self.indices = indices[self.rank :: self.world_size].tolist()
-        self.epoch = epoch
+        self.epoch, self.draw = epoch, draw
 
     def __iter__(self):
         for start in range(0, len(self.indices), self.batch_size):
-            yield [(i, self.epoch, 1.0) for i in self.indices[start : start + self.batch_size]]
+            yield [(i, self.epoch, 1.0, self.draw) for i in self.indices[start : start + self.batch_size]]
 
     def __len__(self) -> int:
         return math.ceil(len(self.indices) / self.batch_size)

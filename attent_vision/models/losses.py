@@ -39,12 +39,39 @@ def masked_mean_per_sample(pixel_loss: torch.Tensor, weight: torch.Tensor) -> tu
     return loss, total > 0
 
 
+def top_patches_mean(pixel_loss: torch.Tensor, weight: torch.Tensor, unit: int, q: float) -> torch.Tensor:
+    """The mean of each sample's ``q`` highest-loss patches (a patch-aware score, after PASS, AAAI 2024).
+
+    pixel_loss, weight: B x H x W (H, W multiples of ``unit``, the patch side at this resolution); a patch's loss
+    is the weighted mean of its pixels, and only patches with weight (the hidden ones) count. Returns B: the mean
+    of the ceil(q x M) largest of a sample's M scored patches (0 when it has none). The plain mean dilutes the
+    few patches a model gets wrong among many it reconstructs well, and which patches are hidden is luck: the
+    top of the distribution repeats better between mask draws.
+    """
+    B, H, W = pixel_loss.shape
+    def per_patch(x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(B, H // unit, unit, W // unit, unit).sum(dim=(2, 4)).flatten(1)
+    sums, counts = per_patch(pixel_loss * weight), per_patch(weight)
+    scored = counts > 0
+    patch_loss = torch.where(scored, sums / counts.clamp_min(1e-12), torch.full_like(sums, float("-inf")))
+    ordered = patch_loss.sort(dim=1, descending=True).values.clamp_min(0)  # -inf (unscored) last, then zeroed
+    take = torch.ceil(q * scored.sum(1).float() - 1e-6).long().clamp_min(1)  # B
+    top_sum = ordered.cumsum(1).gather(1, (take - 1)[:, None]).squeeze(1)
+    return torch.where(scored.any(1), top_sum / take, torch.zeros_like(top_sum))
+
+
 @dataclass
 class TaskLoss:
-    """One task's per-sample losses (B) and which samples have at least one pixel to score (B bool)."""
+    """One task's per-sample losses (B), which samples have at least one pixel to score (B bool), and the value
+    that scores a sample for selection (B): the same loss, or its top-patch mean (``score_top_q``)."""
 
     per_sample: torch.Tensor
     valid: torch.Tensor
+    score: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if self.score is None:
+            self.score = self.per_sample
 
 
 class MultiMAELoss(nn.Module):
@@ -56,6 +83,8 @@ class MultiMAELoss(nn.Module):
         strides: task -> output resolution divisor (semseg is predicted at 1/4 of the image; others at 1).
         weights: task -> weight of its loss in the training objective (default 1 for each).
         loss_on_unmasked: score every pixel, not only hidden ones.
+        score_top_q: None (a sample's selection score is its loss) or q in (0, 1]: its score is the mean of its q
+            highest-loss patches (:func:`top_patches_mean`); the training objective is unchanged.
     """
 
     def __init__(
@@ -68,6 +97,7 @@ class MultiMAELoss(nn.Module):
         loss_on_unmasked: bool = False,
         ignore_index: int = SEMSEG_IGNORE_INDEX,
         label_smoothing: float = 0.0,
+        score_top_q: float | None = None,
     ):
         super().__init__()
         self.tasks = dict(tasks)
@@ -77,6 +107,9 @@ class MultiMAELoss(nn.Module):
         self.loss_on_unmasked = loss_on_unmasked
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
+        if score_top_q is not None and not 0 < score_top_q <= 1:
+            raise ValueError(f"the top-patch share q must be in (0, 1], got {score_top_q}")
+        self.score_top_q = score_top_q
 
     def target_for(self, task: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if task == "norm_rgb":
@@ -102,13 +135,17 @@ class MultiMAELoss(nn.Module):
                 diff = pred - target.float()
                 pixel = diff.abs().mean(1) if task == "depth" else diff.pow(2).mean(1)
                 weight = torch.ones_like(pixel)
+            unit = self.patch_size // self.strides[task]
             if not self.loss_on_unmasked:
                 mask = masks.get(mask_task)
                 if mask is not None:  # a task that is not an input is hidden everywhere: every pixel counts
-                    unit = self.patch_size // self.strides[task]
                     weight = weight * token_mask_to_pixels(mask, (size[0] // unit, size[1] // unit), size)
             loss, valid = masked_mean_per_sample(pixel, weight)
-            out[task] = TaskLoss(loss, valid)
+            score = None
+            if self.score_top_q is not None:
+                with torch.no_grad():  # a selection score, never differentiated
+                    score = top_patches_mean(pixel.detach(), weight, unit, self.score_top_q)
+            out[task] = TaskLoss(loss, valid, score)
         return out
 
     def objective(self, losses: dict[str, TaskLoss]) -> torch.Tensor:

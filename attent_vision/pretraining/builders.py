@@ -4,6 +4,8 @@ import logging
 import os
 from pathlib import Path
 
+import torch
+
 from ..data.pretrain.embedded import SyntheticSettings, ensure_synthetic_dataset
 from ..data.pretrain.folder import MultiModalFolder
 from ..data.pretrain.memory_cache import CacheShare, MemoryCachedFolder, check_cache_fits
@@ -13,7 +15,7 @@ from ..errors import ConfigError
 from ..models import MultiMAELoss, create_model
 from ..models.convert import load_pretrained
 from ..models.domains import DOMAINS, data_modalities
-from ..seeds import STREAM_NOISY_SCORING, STREAM_REFERENCE
+from ..seeds import STREAM_HOLDOUT, STREAM_NOISY_SCORING, STREAM_REFERENCE, generator
 from ..teaching.strategies import STRATEGIES
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ def build_loss(cfg, model) -> MultiMAELoss:
         strides={d: DOMAINS[d].stride_level for d in m.out_domains},
         weights=dict(m.loss_weights),
         loss_on_unmasked=m.loss_on_unmasked,
+        score_top_q=cfg.teaching.score_top_q,  # the selection score's reduction (the objective is unchanged)
     )
 
 
@@ -61,13 +64,37 @@ def dataset_root(cfg) -> Path:
     return Path(d.root).expanduser()
 
 
+def uses_reference_model(cfg) -> bool:
+    """Whether this run trains learnability's reference model: ``teaching.score=learnability`` with a strategy that
+    reads scores (random and none never ask for them, so they keep the whole training split)."""
+    return cfg.teaching.score == "learnability" and STRATEGIES[cfg.selection.strategy].needs_scores
+
+
+def reference_holdout(cfg, num_samples: int) -> tuple[list[int], list[int]]:
+    """(kept, holdout): the training split's folder indices 0..N-1 split into the samples the learner trains on and
+    scores, and the reference model's holdout, both sorted. The holdout is round(teaching.reference_holdout x N)
+    samples drawn with the run's seed (its own stream): the same for every run of one seed and N, so the runs of a
+    sweep share it (and the cached reference model, reference_cache.py)."""
+    fraction = cfg.teaching.reference_holdout
+    size = round(fraction * num_samples)
+    if not 0 < size < num_samples:
+        raise ConfigError(f"teaching.reference_holdout={fraction} of the {num_samples} training samples leaves {size} "
+                          f"for the reference model's holdout and {num_samples - size} to train on; each needs at "
+                          "least one: choose a fraction in between, or more training data")
+    order = torch.randperm(num_samples, generator=generator(cfg.trainer.seed, STREAM_HOLDOUT)).tolist()
+    return sorted(order[size:]), sorted(order[:size])
+
+
 def build_pretrain_views(cfg, model, root: Path) -> dict[str, PretrainView | None]:
     """Views for training (augmented, masks by (seed, epoch, index)), scoring and validation (deterministic,
     fixed masks). Scoring uses the deterministic view with fixed masks, except with ``scoring_view=paper`` (the
     release's noisy view) and with ``score_source=training``: a refresh must give scores comparable with the
     training-step scores beside which they are ranked, so it draws crops, flips and masks from the training
     distribution (its own random stream: other draws, the same distribution). With ``data.cache=memory`` the
-    views of one split share one :class:`MemoryCachedFolder`, after a check that it fits in memory."""
+    views of one split share one :class:`MemoryCachedFolder`, after a check that it fits in memory. With
+    learnability's reference model, training and scoring see the training split less its holdout
+    (:func:`reference_holdout`; item i of those views is folder sample ``view.folder_index(i)``), and
+    ``views["reference"]`` is the holdout."""
     d, m = cfg.data, cfg.model
     modalities = data_modalities(list(m.in_domains), list(m.out_domains))
 
@@ -80,18 +107,19 @@ def build_pretrain_views(cfg, model, root: Path) -> dict[str, PretrainView | Non
     common = dict(image_size=m.image_size, seed=seed, mask_spec=model.mask_spec, crop_scale=tuple(d.crop_scale),
                   crop_ratio=tuple(d.crop_ratio), hflip_prob=d.hflip_prob, semseg_stride=DOMAINS["semseg"].stride_level)
     train_folder = folder(d.train_split)
-    views = {"train": PretrainView(train_folder, augment=True, **common)}
+    # learnability: the reference model's holdout leaves the training split; the rest is trained and scored
+    kept, holdout = reference_holdout(cfg, len(train_folder)) if uses_reference_model(cfg) else (None, None)
+    views = {"train": PretrainView(train_folder, augment=True, subset=kept, **common)}
     if cfg.teaching.scoring_view == "paper" or cfg.teaching.score_source == "training":
-        views["score"] = PretrainView(train_folder, augment=True, stream=STREAM_NOISY_SCORING, **common)
+        views["score"] = PretrainView(train_folder, augment=True, stream=STREAM_NOISY_SCORING, subset=kept,
+                                      shared_masks=cfg.teaching.shared_mask, **common)
     else:
-        views["score"] = PretrainView(train_folder, augment=False, **common)
+        views["score"] = PretrainView(train_folder, augment=False, subset=kept, shared_masks=cfg.teaching.shared_mask,
+                                      **common)
     views["val"] = PretrainView(folder(d.val_split), augment=False, **common) if d.val_split else None
-    if cfg.teaching.score == "learnability" and (d.val_split or STRATEGIES[cfg.selection.strategy].needs_scores):
-        # The holdout the reference model trains on (reference.py): the validation split, augmented like training.
-        if not d.val_split:
-            raise ConfigError("teaching.score=learnability trains its reference model on the validation split, but "
-                              "data.val_split is null; name a holdout split or use teaching.score=loss")
-        views["reference"] = PretrainView(views["val"].folder, augment=True, stream=STREAM_REFERENCE, **common)
+    if holdout is not None:  # what the reference model trains on (reference.py), augmented like training
+        views["reference"] = PretrainView(train_folder, augment=True, stream=STREAM_REFERENCE, subset=holdout,
+                                          **common)
     if d.cache == "memory":
         check_memory_cache(cfg, views)
     return views

@@ -2,7 +2,10 @@
 sample, how many epochs trained on it. What a data-selection study analyses, kept beside results.json in
 ``selections.npz`` (numpy arrays; N can be a million samples, too many for JSON):
 
-    num_samples        ()      N, the training set's size (indices refer to the dataset's sorted sample order)
+    num_samples        ()      N, the training set's size (indices refer to the dataset's sorted sample order,
+                               or, with learnability's holdout, to the kept samples: see folder_index)
+    folder_index       (N,)    with learnability's holdout only: the dataset index of training sample i (the
+                               holdout's samples are the dataset indices missing from it)
     train_counts       (N,)    epochs in which each sample was trained (a repeated sample counts each repeat)
     train_counts_complete ()   False when the run resumed from a checkpoint older than these counts
     selection_epochs   (S,)    the epoch (1 = first) each of the S selections was made for
@@ -50,13 +53,16 @@ class TrainCounts:
 
 
 def write_selections(path: Path, counts: TrainCounts, history: list[dict], chosen: list[torch.Tensor],
-                     chosen_by: list[torch.Tensor | None]) -> None:
-    """Write the arrays above to ``path`` atomically (a temporary sibling renamed into place)."""
+                     chosen_by: list[torch.Tensor | None], folder_index: list[int] | None = None) -> None:
+    """Write the arrays above to ``path`` atomically (a temporary sibling renamed into place); ``folder_index``:
+    the dataset index of each training sample when the training set is a subset of the dataset."""
     # A run resumed from a checkpoint written before selections were kept has records without indices: the indices
     # belong to the newest len(chosen) records.
     epochs = [r["epoch"] for r in history][len(history) - len(chosen):]
     arrays = {"num_samples": np.array(counts.counts.numel()), "train_counts": counts.counts.numpy().astype(np.int32),
               "train_counts_complete": np.array(counts.complete), "selection_epochs": np.array(epochs, dtype=np.int32)}
+    if folder_index is not None:
+        arrays["folder_index"] = np.asarray(folder_index, dtype=np.int64)
     for i, indices in enumerate(chosen):
         arrays[f"selection_{i}"] = indices.numpy().astype(np.int64)
         if chosen_by[i] is not None:

@@ -25,10 +25,9 @@ from ..engine.sampler import ShardedBatches, StepShape
 from ..teaching import LearnerAccess, Teacher
 from ..teaching.plan import SUBSET
 from ..errors import ConfigError
-from ..teaching.scoring_pass import run_scoring_pass
 from .builders import MODALITIES, build_loss, build_pretrain_model, build_pretrain_views, dataset_root
 from .probing import PretrainingProbes
-from .reference import train_reference_model
+from .reference import reference_losses
 from .sample_record import FILE_NAME as SELECTIONS_FILE, TrainCounts, write_selections
 from .visualize import save_reconstructions
 from .work import PretrainProgress, compute_details, describe_flops, measure_pretrain_flops
@@ -58,8 +57,9 @@ class Pretrainer(PretrainingProbes, Trainer):
         self.views = build_pretrain_views(cfg, self.model, root)
         self.train_dataset = self.views["train"]
         access = LearnerAccess(score_batches=self._score_batches, per_task_losses=self._per_task_losses,
-                               gather=self._gather, inference=self._scoring, synchronize=self._synchronize,
-                               work_so_far=self._work_so_far, reference_losses=self._reference_losses)
+                               gather=self._gather, inference=self._scoring, measurement=self._measuring,
+                               synchronize=self._synchronize,
+                               work_so_far=self._work_so_far, reference_losses=lambda indices: reference_losses(self, indices))
         try:
             self.teacher = Teacher.from_settings(
                 num_samples=len(self.train_dataset), epochs=cfg.trainer.epochs, ratio=cfg.ratio, interval=cfg.interval,
@@ -95,35 +95,22 @@ class Pretrainer(PretrainingProbes, Trainer):
         sampler = ShardedBatches(indices, bs, rank=self.dist.rank, world_size=self.dist.world_size)
         return make_loader(view, sampler, self.cfg.data, self.device, self.cfg.trainer.seed)
 
-    def _score_batches(self, indices: torch.Tensor, epoch: int, by: str = ""):
+    def _score_batches(self, indices: torch.Tensor, epoch: int, draw: int = 0, by: str = ""):
         if self.score_loader is None:
             self.score_loader = self._pass_loader(self.views["score"], indices)
         # The epoch indexes the training-distribution view's random stream (scoring_view=paper, and refreshes of
-        # free scores); the deterministic view ignores it.
-        self.score_loader.batch_sampler.set_pass(indices, epoch)
+        # free scores) and the shared masks; the deterministic view's per-sample masks ignore it. ``draw`` numbers
+        # the independent draws of a K-draw pass.
+        self.score_loader.batch_sampler.set_pass(indices, epoch, draw)
         return progress_bar(self.score_loader, desc=f"scoring {indices.numel()} samples{by}", show=self.show_bars)
 
     def _per_task_losses(self, batch: dict, model=None) -> torch.Tensor:
-        return self._task_matrix(self._forward(model if model is not None else self.model, batch)[2])
+        return self._task_matrix(self._forward(model if model is not None else self.model, batch)[2], "score")
 
-    def _task_matrix(self, losses: dict) -> torch.Tensor:
-        """B x T per-task losses (0 where a task has nothing to score, as in the objective), tasks in loss order."""
-        return torch.stack([losses[t].per_sample * losses[t].valid for t in self.train_metric_names], dim=1)
-
-    def _reference_losses(self, indices: torch.Tensor) -> torch.Tensor:
-        """learnability: train the reference model on the holdout split, then its per-task losses (N x T) on the
-        training samples ``indices``, through the scoring view of this run's refreshes (or passes)."""
-        with self.timer.phase("scoring", sync=True):
-            reference, trained = train_reference_model(self.cfg, lambda: build_pretrain_model(self.cfg),
-                                                       self.loss_fn, self.views["reference"], self.device,
-                                                       self.precision, self.dist, show_bar=self.show_bars)
-            self.progress.reference_trained_samples += trained
-            idx, values = run_scoring_pass(self._score_batches(indices, 0, " (reference model)"),
-                                           lambda batch: self._per_task_losses(batch, reference), indices,
-                                           self._gather, self.device)
-        out = torch.empty(indices.numel(), values.shape[1], device=values.device)
-        out[idx] = values
-        return out
+    def _task_matrix(self, losses: dict, field: str = "per_sample") -> torch.Tensor:
+        """B x T per-task losses (0 where a task has nothing to score, as in the objective), tasks in loss order;
+        ``field="score"`` gives the selection scores (the losses, or their top-patch means: teaching.score_top_q)."""
+        return torch.stack([getattr(losses[t], field) * losses[t].valid for t in self.train_metric_names], dim=1)
 
     def _gather(self, x: torch.Tensor) -> torch.Tensor:
         return all_gather_cat(x, self.dist)
@@ -140,6 +127,13 @@ class Pretrainer(PretrainingProbes, Trainer):
     def _scoring(self):
         """A scoring pass: evaluation mode, its time charged to the ``scoring`` phase."""
         with self.timer.phase("scoring", sync=True), self._inference():
+            yield
+
+    @contextmanager
+    def _measuring(self):
+        """The repeatability check: evaluation mode, its time charged to ``eval`` (a measurement, like validation:
+        not the method's cost, and outside the scoring cap's arithmetic)."""
+        with self.timer.phase("eval", sync=True), self._inference():
             yield
 
     def _work_so_far(self) -> tuple[float, int]:
@@ -173,6 +167,9 @@ class Pretrainer(PretrainingProbes, Trainer):
             metrics.update({f"teach/score_{k}": v for k, v in record.get("scores", {}).items()})
             metrics.update({f"teach/{k}": record[k] for k in ("samples_scored", "score_age_mean", "score_age_max")
                             if record.get(k) is not None})
+            repeat = record.get("repeatability") or {}
+            metrics.update({f"teach/repeat_{k}": repeat[k] for k in ("spearman", "top_overlap")
+                            if repeat.get(k) is not None})
             self.tracker.log(metrics, self.progress.global_step)
             if record.get("scores", {}).get("scored"):
                 self.tracker.histogram("teach/scores", self.teacher.finite_scores().numpy(), self.progress.global_step)
@@ -210,7 +207,7 @@ class Pretrainer(PretrainingProbes, Trainer):
         # full batch mean whatever the number of ranks and micro-batches.
         loss = (per_sample * gradient_weights).sum() * (self.dist.world_size / shape.global_count)
         per_task = self._task_matrix(losses)
-        self.teacher.observe(batch["index"], per_task, weights, self.progress.global_step)
+        self.teacher.observe(batch["index"], self._task_matrix(losses, "score"), weights, self.progress.global_step)
         with torch.no_grad():
             row = torch.cat([torch.stack([weights.sum(), (per_sample * weights).sum()]),
                              (per_task * weights[:, None]).sum(dim=0)])
@@ -318,7 +315,8 @@ class Pretrainer(PretrainingProbes, Trainer):
     def finish(self, interrupted: bool, diverged=None) -> dict:
         if self.dist.is_main:  # beside every final results.json: what was chosen and trained, whatever the status
             t = self.teacher
-            write_selections(self.run_dir / SELECTIONS_FILE, self.train_counts, t.history, t.chosen, t.chosen_by)
+            write_selections(self.run_dir / SELECTIONS_FILE, self.train_counts, t.history, t.chosen, t.chosen_by,
+                             self.train_dataset.subset)
         return super().finish(interrupted, diverged)
 
     def describe(self) -> list[str]:

@@ -4,9 +4,10 @@ What is counted, and where each count lives so that a resumed run reports what a
 
 - trained samples: ``progress.samples_seen`` (global over ranks, checkpointed by the core);
 - scored samples: the teacher's ``samples_scored`` (scoring passes and refreshes, global, in its state);
-- learnability's reference model: the samples it trained on (``PretrainProgress.reference_trained_samples``,
-  counted by reference.py) and the training samples it scored (the rows of the teacher's reference losses). Every
-  rank trains the same reference model, so it is counted once: the record does not depend on the number of ranks;
+- learnability's reference model: the samples it trained on (``PretrainProgress.reference_trained_samples``: its
+  whole training, also when reused from the cache) and its scoring forwards (the rows of the teacher's reference
+  losses x ``teaching.reference_draws``). Every rank trains the same reference model, so it is counted once: the
+  record does not depend on the number of ranks;
 - validation forwards: ``PretrainProgress.eval_samples``; probe forwards: the stage's ``probe_samples``.
 
 The FLOPs of one sample are measured once, at set-up, on a dummy micro-batch of the run's shapes: the same numbers
@@ -73,7 +74,8 @@ def work_counts(trainer) -> WorkCounts:
     reference = teacher.reference
     return WorkCounts(trained=p.samples_seen, scored=teacher.samples_scored,
                       reference_trained=getattr(p, "reference_trained_samples", 0),
-                      reference_scored=0 if reference is None else int(reference.shape[0]),
+                      reference_scored=0 if reference is None
+                      else int(reference.shape[0]) * trainer.cfg.teaching.reference_draws,
                       eval=getattr(p, "eval_samples", 0), probe=int(getattr(trainer, "probe_samples", 0)))
 
 

@@ -39,7 +39,8 @@ DOWNSTREAM_COLUMNS = [task.column for task in DOWNSTREAM_TASKS.values()]
 PROBE_COLUMNS = {"probe_knn_top1": "probe kNN top1", "probe_linear_top1": "probe linear top1",
                  "probe_depth_delta1": "probe depth delta1"}
 NUMERIC = ["wall_s", "rel_wall", "rel_compute", "train_s", "scoring_s", "data_wait_s", "eval_s", "samples_seen",
-           "samples_scored", "optimizer_steps", "train_equivalents", "val_loss", *PROBE_COLUMNS, *DOWNSTREAM_COLUMNS]
+           "samples_scored", "score_rho", "optimizer_steps", "train_equivalents", "val_loss", *PROBE_COLUMNS,
+           *DOWNSTREAM_COLUMNS]
 # Setting fields that name the row or its seed; the rest of ``setting`` may split a row (``differs``).
 ROW_FIELDS = ("ratio", "interval", "selection", "seed")
 
@@ -71,6 +72,14 @@ def training_wall(result: dict) -> float:
     return t["total"] - t.get("eval", 0.0) - (t.get("probe") or 0.0)
 
 
+def score_repeatability(result: dict) -> float:
+    """The mean Spearman rho of the run's selections' repeatability checks (teaching/repeatability.py): how well
+    its scores repeat under independent draws; NaN when no selection measured it."""
+    rhos = [s["repeatability"]["spearman"] for s in result.get("selections", [])
+            if (s.get("repeatability") or {}).get("spearman") is not None]
+    return sum(rhos) / len(rhos) if rhos else math.nan
+
+
 def train_equivalents(result: dict) -> float:
     """The run's compute in trained samples (results.json ``compute.train_equivalents``; NaN in older files)."""
     value = (result.get("compute") or {}).get("train_equivalents")
@@ -96,7 +105,7 @@ def run_row(result: dict) -> dict:
         "eval_s": t["eval"], "samples_seen": result["samples_seen"], "samples_scored": result["samples_scored"],
         "optimizer_steps": result["optimizer_steps"],
         "val_loss": math.nan if result["final"].get("val_loss") is None else result["final"]["val_loss"],
-        "train_equivalents": train_equivalents(result),
+        "train_equivalents": train_equivalents(result), "score_rho": score_repeatability(result),
     }
     for key in PROBE_COLUMNS:
         row[key] = 100 * final_metric(result, key)
@@ -207,12 +216,13 @@ MARKDOWN_COLUMNS = [  # (header, column, digits)
     ("wall s", "wall_s", 1), ("vs full", "rel_wall", 3), ("compute vs full", "rel_compute", 3),
     ("train s", "train_s", 1), ("scoring s", "scoring_s", 1),
     ("data wait s", "data_wait_s", 1), ("eval s", "eval_s", 1), ("samples seen", "samples_seen", 0),
-    ("samples scored", "samples_scored", 0), ("steps", "optimizer_steps", 0), ("val loss", "val_loss", 4),
+    ("samples scored", "samples_scored", 0), ("score rho", "score_rho", 2), ("steps", "optimizer_steps", 0),
+    ("val loss", "val_loss", 4),
     *[(f"{name} %", key, 1) for key, name in PROBE_COLUMNS.items()], *[(name, name, 1) for name in DOWNSTREAM_COLUMNS],
 ]
 # Columns shown only when some row has a value in them: compute, probes and downstream metrics (newer or optional
 # parts of results.json), and the rerun and differs columns.
-OPTIONAL_COLUMNS = {"rel_compute", *PROBE_COLUMNS, *DOWNSTREAM_COLUMNS, "differs", "reruns"}
+OPTIONAL_COLUMNS = {"rel_compute", "score_rho", *PROBE_COLUMNS, *DOWNSTREAM_COLUMNS, "differs", "reruns"}
 
 
 def _shown(row: dict, column: str) -> bool:

@@ -2,11 +2,12 @@
 
 An epoch budget E counts every epoch that runs, full or subset (docs/method.md, "The run, epoch by epoch"):
 one initial full epoch, then C cycles of L = (E - 1) // C epochs, each starting with min(interval_c, L) subset
-epochs (a selection before the first; with ``reselect_every_subset_epoch`` before each) and filling the rest with
-full epochs, then the (E - 1) % C leftover epochs as full epochs. ``prune`` (InfoBatch-style) plans instead one
-full epoch, then pruned epochs (a selection before each) while the epoch index is below delta x E, then full
-epochs for the tail. Because the plan is known before training,
-the learning-rate schedule spans exactly the optimizer steps that will run, and nothing of the budget is dropped.
+epochs (a selection before the first; with ``reselect_every_subset_epoch``, or for a strategy that always
+reselects (rs2), before each) and filling the rest with full epochs, then the (E - 1) % C leftover epochs as full
+epochs. ``prune`` (InfoBatch-style) plans instead one full epoch, then pruned epochs (a selection before each) while
+the epoch index is below delta x E, then full epochs for the tail. Because the plan is known before training, the
+learning-rate schedule spans exactly the optimizer steps that will run, and nothing of the budget is dropped; its
+warm-up is counted in full-data epochs, so it lasts the same optimizer steps for every plan of a run length.
 """
 
 import math
@@ -47,12 +48,14 @@ class EpochPlan:
         return sum(self.steps_in_epoch(e, batch_size) for e in range(epoch))
 
     def warmup_steps(self, warmup_epochs: float, batch_size: int) -> int:
-        """Steps covered by the first ``warmup_epochs`` planned epochs (fractions count part of an epoch)."""
-        whole = min(int(warmup_epochs), len(self.epochs))
-        steps = self.steps_before(whole, batch_size)
-        if whole < len(self.epochs):
-            steps += round((warmup_epochs - whole) * self.steps_in_epoch(whole, batch_size))
-        return steps
+        """Warm-up length in optimizer steps: ``warmup_epochs`` full-data epochs' worth, round(warmup_epochs x
+        ceil(N / batch)) (fractions allowed), capped at the plan's total steps.
+
+        Counted on full data, not on the planned epochs, so that every plan of one run length (full data, random,
+        soft, hard, prune, rs2) warms up over the same optimizer steps: counting planned epochs would give subset
+        plans, whose early epochs are short, a shorter warm-up, a confound in every comparison with full data."""
+        full_epoch = math.ceil(self.num_samples / batch_size)
+        return min(round(warmup_epochs * full_epoch), self.total_steps(batch_size))
 
     @property
     def samples_planned(self) -> int:
@@ -116,6 +119,8 @@ def build_plan(
         return EpochPlan(tuple(EpochSpec(e, FULL, -1, 1.0, num_samples, False) for e in range(epochs)), num_samples)
     if not STRATEGIES[strategy].cyclic:
         return prune_plan(num_samples, epochs, prune_ratio, prune_delta)
+    # rs2's fresh subset every subset epoch is what it is, whatever the selection config says.
+    reselect_every_subset_epoch = reselect_every_subset_epoch or STRATEGIES[strategy].reselects_every_subset_epoch
     if epochs < total_cycles + 1:
         raise ValueError(f"AtteNT needs epochs >= total_cycles + 1 = {total_cycles + 1}, got {epochs}")
     cycle_len = (epochs - 1) // total_cycles

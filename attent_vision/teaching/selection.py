@@ -2,7 +2,7 @@
 
 import torch
 
-from .strategies import STRATEGIES, SelectionStrategy, SoftSelection
+from .strategies import STRATEGIES, SelectionRound, SelectionStrategy, SoftSelection
 
 
 def build_strategy(strategy: str, temperature: float = 1.0, normalization: str = "softmax") -> SelectionStrategy:
@@ -21,12 +21,14 @@ def select(
     temperature: float = 1.0,
     normalization: str = "softmax",
     generator: torch.Generator | None = None,
+    round: SelectionRound | None = None,
 ) -> torch.Tensor:
     """Choose ``k`` of ``len(scores)`` samples. scores: N -> indices: k (long, distinct, in selection order).
 
-    strategy: ``random`` (uniform), ``hard`` (top-k), ``soft`` (Gumbel-top-k with ``temperature`` and
-    ``normalization``). The result depends only on the scores and the generator's state, so identically seeded
-    generators give identical subsets on every rank.
+    strategy: ``random`` (uniform), ``rs2`` (uniform, consecutive slices of a stream of permutations: give the
+    ``round`` of a run's selection, otherwise it draws as a run's first), ``hard`` (top-k), ``soft`` (Gumbel-top-k
+    with ``temperature`` and ``normalization``), ``prune``. The result depends only on the scores, the generator's
+    state and the ``round``, so identically seeded generators give identical subsets on every rank.
     """
     n = scores.numel()
     if not 1 <= k <= n:
@@ -36,4 +38,7 @@ def select(
     scores = scores.detach().float().cpu()
     if not bool(torch.isfinite(scores).all()):
         raise ValueError("scores contain NaN or inf; the scoring pass diverged (lower the learning rate?)")
-    return build_strategy(strategy, temperature, normalization).select(scores, k, generator)
+    selector = build_strategy(strategy, temperature, normalization)
+    if round is None:
+        return selector.select(scores, k, generator)
+    return selector.select_round(scores, k, generator, round)

@@ -45,4 +45,17 @@ class TeachingConfig:
     # modality -> weight of its per-task loss in the score, each normalised by its mean; None = the objective.
     # Typed Any so that a command-line dict can replace the null (OmegaConf cannot merge a dict into a typed None).
     score_modalities: Optional[Any] = None
-    reference_epochs: int = 10  # learnability: epochs of the reference model on the holdout (validation) split
+    # Consistent scores (docs/method.md, "Scores that repeat"): each an option, off by default (the paper's score).
+    score_draws: int = 1  # K >= 1: a scoring pass (or refresh) averages each sample's losses over K mask/crop draws
+    shared_mask: bool = False  # one token-mask pattern per selection and draw, shared by every scored sample
+    score_top_q: Optional[float] = None  # q in (0, 1]: score = mean of the q highest-loss patches; None = plain mean
+    normalize_free_scores: bool = False  # training: divide each free score by the training loss level of its step
+    repeatability_samples: int = 256  # scored a second time at each selection (Spearman rho in results); 0 = off
+    # learnability's reference model (pretraining/reference.py): a holdout carved from the training split, trained
+    # in optimizer steps until its loss stops falling, cached for every run that would train the same one.
+    reference_holdout: float = 0.1  # share of the training split held out for it (never trained on or scored); (0, 1)
+    reference_max_steps: int = 500  # optimizer steps at most (>= 1)
+    reference_check_every: int = 10  # steps per window whose mean loss is compared with the best window (>= 1)
+    reference_patience: int = 3  # stop after this many windows in a row without a 1% improvement (>= 1)
+    reference_draws: int = 4  # K >= 1: its losses on each training sample, averaged over K mask/crop draws
+    reference_cache: bool = True  # keep the trained model in the data cache and reuse it (false: train every run)

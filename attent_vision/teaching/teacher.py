@@ -10,49 +10,33 @@ learner), the selection, its timing and its record in ``history``. Selections ar
 them exactly. Nothing here imports the engine: the stage adapts the learner to :class:`LearnerAccess`.
 """
 
-import time
-from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import Callable, ContextManager, Iterable
-
 import torch
 
 from ..errors import DataError
-from ..seeds import STREAM_REFRESH, STREAM_SELECT, generator
+from ..seeds import STREAM_SELECT, generator
+from .learner_access import LearnerAccess
+from .loss_level import LossLevel
 from .plan import FULL, EpochPlan, EpochSpec, build_plan
 from .narration import plan_text, selection_line
-from .refresh import refresh_count, score_ages, stalest
+from .refresh import refresh_count
+from .score_keeping import ScoreKeeping
 from .score_table import ScoreTable, for_selection, score_histogram, score_stats
-from .scores import ScoreFunction, ScoreInputs, build_score, combine
+from .scores import ScoreFunction, build_score
 from .scoring_budget import ScoringBudget
-from .scoring_pass import run_scoring_pass
 from .selection import build_strategy
 from .settings import IntervalConfig, RatioConfig, SelectionConfig, TeachingConfig
-from .strategies import SelectionStrategy
+from .strategies import SelectionRound, SelectionStrategy
 
 
-def _identity(x: torch.Tensor) -> torch.Tensor:
+__all__ = ["LearnerAccess", "Teacher"]
+
+
+def _same(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-@dataclass
-class LearnerAccess:
-    """What the teacher may ask of the learner; supplied by the training stage."""
-
-    score_batches: Callable[[torch.Tensor, int], Iterable[dict]]  # (indices, epoch) -> this rank's batches of them
-    per_task_losses: Callable[[dict], torch.Tensor]  # batch -> B x T per-sample per-task losses (under no_grad)
-    gather: Callable[[torch.Tensor], torch.Tensor] = _identity  # concatenate a 1-D tensor across ranks, rank order
-    inference: Callable[[], ContextManager] = nullcontext  # around each pass: evaluation mode (and the stage's timer)
-    synchronize: Callable[[], None] = lambda: None  # wait for the device (honest timing)
-    # (seconds spent training, waiting for data and scoring so far, samples trained so far), for the scoring cap
-    work_so_far: Callable[[], tuple[float, int]] = lambda: (0.0, 0)
-    # learnability: train a reference model on holdout data, return its per-task losses (N x T) on the given
-    # training samples (identical on every rank); None when the stage cannot train one
-    reference_losses: Callable[[torch.Tensor], torch.Tensor] | None = None
-
-
-class Teacher:
-    """Args:
+class Teacher(ScoreKeeping):
+    """The scoring half (passes, refreshes, the reference, repeatability) is in score_keeping.py. Args:
         plan: the epoch plan (which epochs are subset epochs, their sizes, when to reselect).
         strategy: the selection strategy (``none`` for full data).
         seed: run seed; selections use generators derived from (seed, epoch).
@@ -64,13 +48,21 @@ class Teacher:
         score: what a score is (scores/), from per-task losses; task_weights (T): the objective's weights, which
             combine the tasks when ``modality_weights`` (T) is None; with it, each task is normalised by its mean.
         reweight: ``none`` or ``unbiased`` (train on the subset with weights k / (N pi_i); not with hard).
+        score_draws: K; each scoring pass or refresh averages a sample's per-task losses over K draws of its masks
+            (and crops, where the scoring view augments).
+        normalize_free_scores: divide each free score (training step or refresh) by the training loss level at its
+            step (per task; an EMA of full-data batches' mean loss), so that scores taken at different steps rank
+            by how hard the sample is, not by how early the score was taken.
+        repeatability_samples: at each selection, score this many eligible samples a second time with independent
+            draws and record how well the two measurements agree (repeatability.py); 0 = never.
     """
 
     def __init__(self, plan: EpochPlan, strategy: SelectionStrategy, *, seed: int, score_source: str = "pass",
                  refresh_fraction: float = 0.1, budget: ScoringBudget = ScoringBudget(),
                  device: torch.device | str = "cpu", access: LearnerAccess | None = None,
                  score: ScoreFunction | None = None, task_weights: torch.Tensor | None = None,
-                 modality_weights: torch.Tensor | None = None, reweight: str = "none"):
+                 modality_weights: torch.Tensor | None = None, reweight: str = "none", score_draws: int = 1,
+                 normalize_free_scores: bool = False, repeatability_samples: int = 0):
         self.plan = plan
         self.strategy = strategy
         self.seed = seed
@@ -89,7 +81,22 @@ class Teacher:
         if self.score_fn.needs_history and strategy.needs_scores and self.score_source == "pass":
             raise ValueError(f"teaching.score={self.score_fn.name} needs a score history before the first selection, "
                              "which a scoring pass before each selection cannot give; use teaching.score_source=training")
+        if score_draws < 1:
+            raise ValueError(f"teaching.score_draws must be >= 1, got {score_draws}")
+        if normalize_free_scores and strategy.needs_scores:
+            if self.score_source != "training":
+                raise ValueError("teaching.normalize_free_scores=true normalises free scores, which this run does "
+                                 "not use; add teaching.score_source=training")
+            if self.score_fn.name != "loss":
+                raise ValueError(f"teaching.normalize_free_scores=true normalises loss scores (ratios to the loss "
+                                 f"level), not teaching.score={self.score_fn.name}; use one of the two")
         self.reweight = reweight
+        self.score_draws = score_draws
+        self.repeatability_samples = repeatability_samples
+        # The training loss level free scores are divided by (loss_level.py); None when they are not normalised
+        self.loss_level = (LossLevel(self.task_weights.numel(), access.gather if access is not None else _same)
+                           if normalize_free_scores and strategy.needs_scores else None)
+        self.in_full_epoch = True  # the epoch in progress is a full-data one (its batches set the loss level)
         self.table = ScoreTable(plan.num_samples, self.task_weights.numel(), device)
         self.reference: torch.Tensor | None = None  # N x T reference losses (learnability), once computed
         self.weights = torch.ones(plan.num_samples, device=device)  # the current subset's training weights
@@ -99,7 +106,8 @@ class Teacher:
         # Per selection (in history's order): the chosen sample indices, and the N scores chosen by (None without)
         self.chosen: list[torch.Tensor] = []
         self.chosen_by: list[torch.Tensor | None] = []
-        self.samples_scored = 0
+        self.samples_scored = 0  # forwards of scoring passes and refreshes (K per sample with K draws)
+        self.samples_remeasured = 0  # forwards of the repeatability checks (an instrument: not the method's cost)
         self.scoring_passes = 0
         self.scoring_seconds = 0.0  # this rank's measured scoring time, for the cost cap (kept across resumes)
         self.reference_seconds = 0.0  # learnability's reference model (not part of the cap's arithmetic)
@@ -132,7 +140,9 @@ class Teacher:
         return cls(plan, strategy, seed=seed, score_source=teaching.score_source,
                    refresh_fraction=teaching.refresh_fraction, budget=ScoringBudget(teaching.max_scoring_fraction),
                    device=device, access=access, score=build_score(teaching.score), task_weights=weights,
-                   modality_weights=modality, reweight=selection.reweight)
+                   modality_weights=modality, reweight=selection.reweight, score_draws=teaching.score_draws,
+                   normalize_free_scores=teaching.normalize_free_scores,
+                   repeatability_samples=teaching.repeatability_samples)
 
     @property
     def free_scores(self) -> bool:
@@ -160,6 +170,9 @@ class Teacher:
             # into its history: merge every epoch, so each rank records on top of the newest values.
             self.merge_rank_tables()
         self.weighting = spec.kind != FULL and self.reweight == "unbiased"
+        if self.loss_level is not None:
+            self.loss_level.fold()  # the previous epoch's last step, before anything reads the levels
+        self.in_full_epoch = spec.kind == FULL
         if spec.kind == FULL:
             return None
         if spec.select and not resuming:
@@ -175,6 +188,8 @@ class Teacher:
             record.update(self._refresh_scores(spec, step))
             if self.score_fn.needs_reference and self.reference is None:
                 record.update(self._score_reference())
+            if self.repeatability_samples > 0:
+                record["repeatability"] = self._repeatability(spec, step)
         current = self.scores() if self.strategy.needs_scores else None
         scores = for_selection(current) if current is not None else torch.zeros(self.plan.num_samples)
         # Samples that failed to load (skip_bad_samples) are never selected: they would fail again.
@@ -183,15 +198,18 @@ class Teacher:
             raise DataError("every training sample failed to load in the scoring pass; fix or replace the data files")
         g = generator(self.seed, STREAM_SELECT, spec.epoch)
         k = min(spec.size, eligible.numel())
+        # What earlier selections drew (RS2 continues its permutation from there); checkpointed with ``chosen``
+        earlier = tuple(int(c.numel()) for c in self.chosen)
+        round_ = SelectionRound(self.seed, spec.epoch, sum(earlier), earlier)
         if self.reweight == "unbiased":
-            chosen, w = self.strategy.select_weighted(scores[eligible], k, g)
+            chosen, w = self.strategy.select_weighted_round(scores[eligible], k, g, round_)
             order = eligible[chosen].argsort()
             self.subset = eligible[chosen][order]
             self.weights = torch.ones(self.plan.num_samples, device=self.device)
             self.weights[self.subset.to(self.device)] = w[order].to(self.weights)
             record["weights"] = {"min": float(w.min()), "max": float(w.max()), "mean": float(w.mean())}
         else:
-            chosen = self.strategy.select(scores[eligible], k, g)
+            chosen = self.strategy.select_round(scores[eligible], k, g, round_)
             self.subset = eligible[chosen].sort().values
         if current is not None:
             record["score"] = self.score_fn.name
@@ -202,109 +220,15 @@ class Teacher:
         self.chosen_by.append(None if current is None else current.clone())
         self.last_selection = record
 
-    def scores(self) -> torch.Tensor:
-        """N scores (CPU) of the score function, combined over tasks (NaN = no score yet, -inf = failed)."""
-        t = self.table
-        inputs = ScoreInputs(t.current.detach().float().cpu(), t.previous.detach().float().cpu(), self.reference)
-        weights = self.task_weights if self.modality_weights is None else self.modality_weights
-        return combine(self.score_fn.per_task(inputs), inputs.current, weights, self.modality_weights is not None)
-
     def weights_for(self, indices: torch.Tensor) -> torch.Tensor | None:
         """The training weights (B) of samples ``indices`` in the current epoch; None when unweighted."""
         if not self.weighting:
             return None
         return self.weights[indices.to(self.weights.device)]
 
-    def _score_reference(self) -> dict:
-        """learnability: train the reference model and keep its per-task losses on every training sample."""
-        if self.access is None or self.access.reference_losses is None:
-            raise RuntimeError(f"teaching.score={self.score_fn.name} needs a reference model, which this stage "
-                               "cannot train")
-        start = time.perf_counter()
-        self.reference = self.access.reference_losses(torch.arange(self.plan.num_samples)).detach().float().cpu()
-        if bool(torch.isnan(self.reference).any() | torch.isposinf(self.reference).any()):
-            raise DataError("teaching.score=learnability: the reference model's losses are not finite (it diverged); "
-                            "lower optim.blr or teaching.reference_epochs, or use teaching.score=loss")
-        # A sample that failed to load in the reference pass would fail in training too: never select it.
-        failed = torch.isneginf(self.reference).any(dim=1).to(self.table.current.device)
-        self.table.current[failed] = float("-inf")
-        seconds = time.perf_counter() - start
-        self.reference_seconds += seconds
-        # A one-off cost, in the run's scoring time but left out of the cap's arithmetic (both its scoring and its
-        # wall seconds): the cap bounds the recurring refreshes, and charging it the reference would starve them.
-        return {"reference_s": round(seconds, 3)}
-
-    def _refresh_scores(self, spec: EpochSpec, step: int) -> dict:
-        """Bring the scores up to date before a selection: a full pass (``pass``), or a refresh of the stalest
-        training-step scores within the cost cap (``training``). Returns the record's scoring fields."""
-        requested = self.samples_per_scoring
-        if self.free_scores:
-            self.merge_rank_tables()
-            wanted = stalest(self.table.step, ~self.table.failed(), requested,
-                             generator(self.seed, STREAM_REFRESH, spec.epoch))
-            count, decision = self._affordable(wanted.numel())
-            wanted = wanted[:count]
-        else:
-            wanted, decision = torch.arange(self.plan.num_samples), "full pass"
-        start = time.perf_counter()
-        scored = self.score(wanted, spec.epoch, step) if wanted.numel() else 0
-        seconds = time.perf_counter() - start
-        record = {"score_source": self.score_source, "samples_scored": scored, "refresh_requested": requested,
-                  "refresh_decision": decision, "scoring_s": round(seconds, 3)}
-        if scored and seconds > 0:
-            record["scoring_samples_per_s"] = round(scored / seconds, 1)
-        return record | score_ages(self.table.step, ~self.table.failed(), step)
-
-    def _affordable(self, requested: int) -> tuple[int, str]:
-        """The cost cap's decision, from numbers every rank agrees on (the maximum over ranks)."""
-        wall, trained = self.access.work_so_far() if self.access is not None else (0.0, 0)
-        wall -= self.reference_seconds  # the stage's scoring timer includes the one-off reference model
-        numbers = torch.tensor([wall, self.scoring_seconds], dtype=torch.float64, device=self.device)
-        if self.access is not None:
-            numbers = self.access.gather(numbers).view(-1, 2).amax(dim=0)
-        wall, scoring = (float(x) for x in numbers.cpu())
-        return self.budget.allowed(requested, wall_s=wall, scoring_s=scoring, samples_trained=trained,
-                                   samples_scored=self.samples_scored)
-
-    def score(self, indices: torch.Tensor, epoch: int, step: int) -> int:
-        """Refresh the scores of ``indices`` with a scoring pass (sharded across ranks by the learner's batches),
-        as seen at optimizer ``step``; returns the number of samples scored."""
-        if self.access is None:
-            raise RuntimeError("this teacher has no LearnerAccess, so it cannot run a scoring pass")
-        a = self.access
-        start = time.perf_counter()
-        with a.inference():
-            idx, values = run_scoring_pass(a.score_batches(indices, epoch), a.per_task_losses, indices, a.gather,
-                                           self.device)
-            a.synchronize()
-        self.scoring_seconds += time.perf_counter() - start
-        self.table.record(idx, values, step)
-        self.samples_scored += indices.numel()
-        self.scoring_passes += 1
-        return indices.numel()
-
-    def merge_rank_tables(self) -> None:
-        """With training-step scores under DDP each rank records only its own shard's losses: merge the ranks'
-        tables (each sample's newest value wins), so every rank, and a checkpoint, holds them all. Idempotent."""
-        if self.free_scores and self.access is not None:
-            self.table.merge(self.access.gather)
-
-    def observe(self, indices: torch.Tensor, per_task: torch.Tensor, weights: torch.Tensor, step: int) -> None:
-        """Record the per-task losses (B x T) of samples ``indices`` (B) computed by optimizer step ``step`` (the
-        number of updates before it), stamped ``step + 1``: the update it feeds. A refresh at a selection after
-        ``step`` updates is stamped ``step``, so a sample trained right after being refreshed is strictly newer
-        than its refresh on every rank, and merging rank tables (newest wins) never meets a tie. Weight-0
-        padding is ignored."""
-        self.table.record(indices, per_task.detach(), step + 1, keep=weights > 0)
-
     def describe(self, record: dict) -> str:
         """A log line for a selection record."""
         return selection_line(self, record)
-
-    def finite_scores(self) -> torch.Tensor:
-        """The current scores of samples that have one (CPU), e.g. for a histogram."""
-        values = self.scores()
-        return values[torch.isfinite(values)]
 
     def state_dict(self) -> dict:
         return {
@@ -314,6 +238,8 @@ class Teacher:
             "chosen": list(self.chosen),
             "chosen_by": list(self.chosen_by),
             "samples_scored": self.samples_scored,
+            "samples_remeasured": self.samples_remeasured,
+            "loss_level": None if self.loss_level is None else self.loss_level.state_dict(),
             "scoring_passes": self.scoring_passes,
             "scoring_seconds": self.scoring_seconds,
             "reference_seconds": self.reference_seconds,
@@ -328,6 +254,12 @@ class Teacher:
         self.chosen = list(state.get("chosen", []))
         self.chosen_by = list(state.get("chosen_by", []))
         self.samples_scored = state.get("samples_scored", 0)
+        self.samples_remeasured = state.get("samples_remeasured", 0)
+        if self.loss_level is not None:
+            if state.get("loss_level") is None:
+                raise ValueError("this checkpoint has no loss level for teaching.normalize_free_scores=true: it was "
+                                 "written without the option; resume it without the option, or start over")
+            self.loss_level.load_state_dict(state["loss_level"])
         self.scoring_passes = state.get("scoring_passes", 0)
         self.scoring_seconds = state.get("scoring_seconds", 0.0)
         self.reference_seconds = state.get("reference_seconds", 0.0)

@@ -207,7 +207,8 @@ class TransformedDataset(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def __getitem__(self, key) -> dict:
-        index, epoch, weight = (key, 0, 1.0) if isinstance(key, int) else key
+        # Keys of no-grad passes carry a fourth element, the draw (engine/sampler.py); fine-tuning has one draw.
+        index, epoch, weight = (key, 0, 1.0) if isinstance(key, int) else key[:3]
         raw = self.dataset[index]
         if self.randomized:
             with seeded_global_rngs(derive_seed(self.seed, STREAM_FINETUNE_AUGMENT, epoch, index)):

@@ -3,8 +3,11 @@
 The largest losses are mostly noise no learner can fit (on the embedded data, 92.5% of the hard top 20% are the
 noisiest scenes). RHO-LOSS (Mindermann et al., 2022) estimates a sample's irreducible loss with a model trained on
 holdout data, which has never seen the sample and so cannot have memorised it; JEST (Evans et al., 2024) uses a
-pretrained reference the same way. Here the reference is the learner's architecture trained briefly
-(``teaching.reference_epochs``) on the validation split, then used once to score every training sample; its
+pretrained reference the same way. Here the reference is the learner's architecture trained to a plateau (in optimizer steps, up to
+``teaching.reference_max_steps``) on a holdout carved from the training split (``teaching.reference_holdout``: those
+samples leave the learner's training set, so the reference never scores a sample it trained on, and validation
+stays untouched), cached for every run of a sweep, then used once to score every training sample, each score the
+mean over ``teaching.reference_draws`` mask draws (pretraining/reference.py); its
 per-task losses are kept with the teacher (and its checkpoints), so the score stays free after that:
 learnability = current loss - reference loss, per task.
 
