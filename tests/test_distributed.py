@@ -27,12 +27,12 @@ NEW_OPTIONS = {
 SCENARIOS = {
     "default": [],
     "stopped": ["trainer.stop_after_steps=7"],
-    "free": [*FREE, "selection=hard"],
+    # free scores normalised by the loss level, summed over ranks: the same levels, hence selections, everywhere
+    "free": [*FREE, "selection=hard", "teaching.normalize_free_scores=true"],
     **{name: [*FREE, *options] for name, options in NEW_OPTIONS.items()},
     "capped": ["teaching.score_source=training", "teaching.max_scoring_fraction=1e-9", "selection=hard"],
     "probed": PROBES,
     "rs2": ["selection=rs2"],
-    "normalised": [*FREE, "selection=hard", "teaching.normalize_free_scores=true"],
     "repeatability": ["teaching.repeatability_samples=96", "teaching.score_draws=2", "teaching.shared_mask=true"],
 }
 PROBES_ONLY = {"probes_only": [*PROBES, "probe.batch_size=7"]}  # chunks of 7: an odd count per rank
@@ -122,7 +122,7 @@ def test_resuming_a_two_rank_checkpoint_continues_correctly(single_and_two_ranks
 
 def test_free_scores_with_refresh_select_the_same_on_both_ranks_as_one_process(tmp_path, two_ranks):
     """Training-step scores are recorded per rank and merged before each selection; the refresh of the stalest
-    is sharded."""
+    is sharded; the loss level that normalises them is folded from every rank's share of each step's batch."""
     single, _ = one_process(tmp_path, "free_single", SCENARIOS["free"])
     ranks, _ = two_ranks["free"]
     assert ranks[0]["subsets"] == ranks[1]["subsets"] == single["subsets"]
@@ -200,13 +200,4 @@ def test_the_repeatability_check_measures_the_same_on_two_ranks_as_one_process(t
     for one, two in zip(single["repeatability"], ranks[0]["repeatability"]):
         assert one["samples"] == two["samples"] == 96 and one["draws"] == 2
         assert one["spearman"] == pytest.approx(two["spearman"], abs=0.02)
-
-
-def test_normalised_free_scores_select_the_same_on_both_ranks_as_one_process(tmp_path, two_ranks):
-    """The loss level is folded from every rank's share of each step's batch: the same levels on every rank, so
-    the same selections as one process."""
-    single, _ = one_process(tmp_path, "normalised_single", SCENARIOS["normalised"])
-    ranks, _ = two_ranks["normalised"]
-    assert ranks[0]["subsets"] == ranks[1]["subsets"] == single["subsets"]
-    assert [r["status"] for r in ranks] == ["completed"] * 2
 
