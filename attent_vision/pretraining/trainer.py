@@ -300,6 +300,7 @@ class Pretrainer(PretrainingProbes, Trainer):
 
     def result_details(self) -> dict:
         return {"samples_scored": self.teacher.samples_scored, "scoring_passes": self.teacher.scoring_passes,
+                "samples_remeasured": self.teacher.samples_remeasured,  # the repeatability checks (not cost)
                 "num_train_samples": self.num_train, "work_fraction_planned": round(self.plan.work_fraction, 6),
                 "skipped_at_scan": len(self.train_dataset.folder.skipped), "selections": self.teacher.history,
                 "sample_selection": self.train_counts.summary(),
