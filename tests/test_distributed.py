@@ -31,9 +31,9 @@ SCENARIOS = {
     "free": [*FREE, "selection=hard", "teaching.normalize_free_scores=true"],
     **{name: [*FREE, *options] for name, options in NEW_OPTIONS.items()},
     "capped": ["teaching.score_source=training", "teaching.max_scoring_fraction=1e-9", "selection=hard"],
-    "probed": PROBES,
+    # probes, and the repeatability check's second scoring (K=2 draws under shared masks), both sharded
+    "probed": [*PROBES, "teaching.repeatability_samples=96", "teaching.score_draws=2", "teaching.shared_mask=true"],
     "rs2": ["selection=rs2"],
-    "repeatability": ["teaching.repeatability_samples=96", "teaching.score_draws=2", "teaching.shared_mask=true"],
 }
 PROBES_ONLY = {"probes_only": [*PROBES, "probe.batch_size=7"]}  # chunks of 7: an odd count per rank
 
@@ -166,10 +166,15 @@ def test_probes_give_the_same_numbers_sharded_over_two_ranks_as_in_one_process(t
 
 
 
-def test_probes_and_compute_of_a_two_rank_pretraining_match_one_process(tmp_path, two_ranks):
+@pytest.fixture(scope="module")
+def probed_single(tmp_path_factory):
+    return one_process(tmp_path_factory.mktemp("probed"), "single", SCENARIOS["probed"])
+
+
+def test_probes_and_compute_of_a_two_rank_pretraining_match_one_process(probed_single, two_ranks):
     """Inside training too: both ranks report the same probes, and results.json's compute (counts over ranks,
     FLOPs per sample whatever the micro-batch) equals one process's."""
-    _, single_dir = one_process(tmp_path, "single", SCENARIOS["probed"])
+    _, single_dir = probed_single
     ranks, ddp_dir = two_ranks["probed"]
     probes = [{k: v for k, v in r["history"][-1].items() if k.startswith("probe_")} for r in ranks]
     assert probes[0] == probes[1] and len(probes[0]) == 4
@@ -191,11 +196,11 @@ def test_rs2_draws_a_fresh_subset_every_subset_epoch_the_same_on_two_ranks_as_on
     assert ranks[0]["scored"] == ranks[1]["scored"] == single["scored"] == []
 
 
-def test_the_repeatability_check_measures_the_same_on_two_ranks_as_one_process(tmp_path, two_ranks):
+def test_the_repeatability_check_measures_the_same_on_two_ranks_as_one_process(probed_single, two_ranks):
     """The check's second scoring (K=2 draws under shared masks) is sharded like a scoring pass; every rank
     records the same numbers, and one process the same up to float rounding."""
-    single, _ = one_process(tmp_path, "repeatability_single", SCENARIOS["repeatability"])
-    ranks, _ = two_ranks["repeatability"]
+    single, _ = probed_single
+    ranks, _ = two_ranks["probed"]
     assert ranks[0]["repeatability"] == ranks[1]["repeatability"] and len(single["repeatability"]) == 3
     for one, two in zip(single["repeatability"], ranks[0]["repeatability"]):
         assert one["samples"] == two["samples"] == 96 and one["draws"] == 2
