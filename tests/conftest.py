@@ -46,6 +46,16 @@ def smoke_data_root(isolated_cache):
     return ensure_synthetic_dataset(SyntheticSettings(num_train=96, num_val=32, image_size=40))
 
 
+def load_benchmark(name: str):
+    """benchmarks/<name>.py as a module (benchmarks/ is not a package: its scripts import each other by name)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def make_folder_dataset(root: Path, size=40, count=4, val_count=None):
     """A tiny pretraining folder dataset: ``count`` random rgb/depth/semseg samples of one class per split
     (``val_count`` in val, default ``count``)."""

@@ -2,23 +2,15 @@
 cost ratios, compute to reach full's quality, the pilot's plateau), its bad-input messages, and its resumability
 with a fake runner in place of pretraining."""
 
-import importlib.util
 import json
 import logging
 
 import pytest
-from conftest import REPO
+from conftest import load_benchmark
 
 
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fm = load("frontier_math")
-frontier = load("frontier")
+fm = load_benchmark("frontier_math")
+frontier = load_benchmark("frontier")
 T_975_2 = 4.302652729911275  # Student t, 97.5% quantile, 2 degrees of freedom
 
 

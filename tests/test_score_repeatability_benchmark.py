@@ -1,22 +1,14 @@
 """benchmarks/score_repeatability.py on a real trained run: its table and JSON, K draws raising rho on the fixed
 view, its bad-input messages, and the photo dataset and the photo run's train.py overrides of ``--train``."""
 
-import importlib.util
 import json
 
 import pytest
-from conftest import REPO, compose_train, run_in_process
+from conftest import compose_train, load_benchmark, run_in_process
 
 
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = load("score_repeatability")
-photo_dataset = load("photo_dataset")
+bench = load_benchmark("score_repeatability")
+photo_dataset = load_benchmark("photo_dataset")
 
 
 @pytest.fixture(scope="module")
