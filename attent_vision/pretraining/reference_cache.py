@@ -17,18 +17,15 @@ match, engine/checkpoint.py), or written for another key is ignored with a warni
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
-from ..atomic_files import temp_file_beside
 from ..data.cache import default_cache_dir
 from ..data.fingerprint import fingerprint_dataset
-from ..engine.checkpoint import verify_checksums
+from ..engine.checkpoint import atomic_torch_save, verify_checksums
 from ..errors import StorageError
-from ..storage import CACHE_FOLDER, writing
 
 log = logging.getLogger(__name__)
 
@@ -107,22 +104,10 @@ def save_cached(path: Path, digest: str, key: dict, state_dict: dict, info: dict
     """Write the entry atomically; False (with a warning) when the cache cannot be written."""
     entry = {"key": digest, "settings": key, "info": dict(info),
              "state_dict": {name: t.detach().cpu().clone() for name, t in state_dict.items()}}
-    tmp = None
     try:
-        with writing(path, CACHE_FOLDER):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = temp_file_beside(path)  # readable like any file in the cache (not mkstemp's 0600)
-            with os.fdopen(fd, "wb") as f:
-                torch.save(entry, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            tmp = None
+        atomic_torch_save(entry, path)  # the checkpoints' writer: temporary file, CRC-32s, rename
     except (OSError, StorageError, RuntimeError) as e:
         log.warning("reference model: not cached (%s); the run goes on with the model it trained (set "
                     "teaching.reference_cache=false to skip the cache)", str(e).splitlines()[0] if str(e) else e)
         return False
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
     return True

@@ -58,8 +58,8 @@ class Pretrainer(PretrainingProbes, Trainer):
         self.train_dataset = self.views["train"]
         access = LearnerAccess(score_batches=self._score_batches, per_task_losses=self._per_task_losses,
                                gather=self._gather, inference=self._scoring, measurement=self._measuring,
-                               synchronize=self._synchronize,
-                               work_so_far=self._work_so_far, reference_losses=lambda indices: reference_losses(self, indices))
+                               synchronize=self._synchronize, work_so_far=self._work_so_far,
+                               reference_losses=lambda indices: reference_losses(self, indices))
         try:
             self.teacher = Teacher.from_settings(
                 num_samples=len(self.train_dataset), epochs=cfg.trainer.epochs, ratio=cfg.ratio, interval=cfg.interval,
@@ -207,7 +207,9 @@ class Pretrainer(PretrainingProbes, Trainer):
         # full batch mean whatever the number of ranks and micro-batches.
         loss = (per_sample * gradient_weights).sum() * (self.dist.world_size / shape.global_count)
         per_task = self._task_matrix(losses)
-        self.teacher.observe(batch["index"], self._task_matrix(losses, "score"), weights, self.progress.global_step)
+        # The selection scores: the same losses unless a top-patch reduction gives them apart (teaching.score_top_q)
+        scores = per_task if self.loss_fn.score_top_q is None else self._task_matrix(losses, "score")
+        self.teacher.observe(batch["index"], scores, weights, self.progress.global_step)
         with torch.no_grad():
             row = torch.cat([torch.stack([weights.sum(), (per_sample * weights).sum()]),
                              (per_task * weights[:, None]).sum(dim=0)])

@@ -25,9 +25,9 @@ MOMENTUM = 0.9  # per optimizer step: about ten steps of memory
 class LossLevel:
     """levels: S x T (CPU), row s = the level at stamp s (NaN before any full-data batch was folded)."""
 
-    def __init__(self, num_tasks: int, gather: Callable[[torch.Tensor], torch.Tensor]):
+    def __init__(self, num_tasks: int, gather: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.levels = torch.full((1, num_tasks), float("nan"))
-        self.gather = gather
+        self.gather = gather  # concatenates a 1-D tensor across ranks; None: one process
         self._sums: torch.Tensor | None = None  # T + 1 (sums of values, count) of the pending step, on its device
         self._step: int | None = None
         self._full = False
@@ -45,7 +45,10 @@ class LossLevel:
         """Fold the pending step into the levels (a collective under DDP: every rank calls it at the same point)."""
         if self._step is None:
             return
-        sums = self.gather(self._sums.double()).view(-1, self._sums.numel()).sum(0).cpu()
+        sums = self._sums.double()
+        if self.gather is not None:
+            sums = self.gather(sums).view(-1, sums.numel()).sum(0)
+        sums = sums.cpu()
         previous = self.levels[-1]
         level = previous
         if self._full and sums[-1] > 0:
@@ -59,9 +62,9 @@ class LossLevel:
     def at(self, stamps: torch.Tensor) -> torch.Tensor:
         """N x T levels at score stamps ``stamps`` (N long; -1 = never scored, NaN); stamps past the last folded
         step take the newest level."""
-        rows = stamps.detach().cpu().clamp(0, self.levels.shape[0] - 1)
-        out = self.levels[rows]
-        out[stamps.detach().cpu() < 0] = float("nan")
+        stamps = stamps.detach().cpu()
+        out = self.levels[stamps.clamp(0, self.levels.shape[0] - 1)]
+        out[stamps < 0] = float("nan")
         return out
 
     def state_dict(self) -> dict:

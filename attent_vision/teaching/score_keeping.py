@@ -30,10 +30,10 @@ class ScoreKeeping:
         """N scores from the N x T per-task losses ``current`` (the table's previous ones and the reference); with
         normalised free scores each divided by the loss level at its stamp (``stamps``, default the table's)."""
         t = self.table
+        current = current.detach().float().cpu()
         if self.loss_level is not None:
-            level = self.loss_level.at(t.step if stamps is None else stamps)
-            current = current.detach().float().cpu() / level.clamp_min(1e-12)
-        inputs = ScoreInputs(current.detach().float().cpu(), t.previous.detach().float().cpu(), self.reference)
+            current = current / self.loss_level.at(t.step if stamps is None else stamps).clamp_min(1e-12)
+        inputs = ScoreInputs(current, t.previous.detach().float().cpu(), self.reference)
         weights = self.task_weights if self.modality_weights is None else self.modality_weights
         return combine(self.score_fn.per_task(inputs), inputs.current, weights, self.modality_weights is not None)
 

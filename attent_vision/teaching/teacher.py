@@ -31,10 +31,6 @@ from .strategies import SelectionRound, SelectionStrategy
 __all__ = ["LearnerAccess", "Teacher"]
 
 
-def _same(x: torch.Tensor) -> torch.Tensor:
-    return x
-
-
 class Teacher(ScoreKeeping):
     """The scoring half (passes, refreshes, the reference, repeatability) is in score_keeping.py. Args:
         plan: the epoch plan (which epochs are subset epochs, their sizes, when to reselect).
@@ -94,7 +90,7 @@ class Teacher(ScoreKeeping):
         self.score_draws = score_draws
         self.repeatability_samples = repeatability_samples
         # The training loss level free scores are divided by (loss_level.py); None when they are not normalised
-        self.loss_level = (LossLevel(self.task_weights.numel(), access.gather if access is not None else _same)
+        self.loss_level = (LossLevel(self.task_weights.numel(), access.gather if access is not None else None)
                            if normalize_free_scores and strategy.needs_scores else None)
         self.in_full_epoch = True  # the epoch in progress is a full-data one (its batches set the loss level)
         self.table = ScoreTable(plan.num_samples, self.task_weights.numel(), device)
