@@ -4,11 +4,11 @@
     attent-finetune                                           # ImageNet-S50-like classification, embedded data, CPU
     attent-finetune debug=smoke                               # a whole fine-tuning run in well under a minute
     attent-finetune task=nyuv2_depth init_from=outputs/default/<run>   # our pretraining run (its pretrained.pth)
-    attent-finetune -m finetune_sweep=all_tasks init_from=/ckpt/multimae-b_98_rgb+-depth-semseg_1600e_multivit-afff3f8c.pth
+    attent-finetune -m finetune_sweep=all_tasks \
+        init_from=/ckpt/multimae-b_98_rgb+-depth-semseg_1600e_multivit-afff3f8c.pth
     attent-finetune task=nyuv2_seg data=nyuv2 data.root=/data/nyuv2 init_from=...     # the reference recipe
 
-The configs ship inside the package (attent_vision/conf/finetune/ plus attent_vision/conf/shared/). See
-docs/finetune.md.
+The configs ship inside the package (conf/finetune/ plus conf/shared/). See docs/finetune.md.
 """
 
 import hydra
@@ -23,7 +23,7 @@ register_configs("finetune")
 register_job_folder_resolver()  # ${job_folder:...} names multirun job folders (hydra.sweep.subdir)
 
 
-@hydra.main(version_base="1.3", config_path="conf/finetune", config_name="finetune")
+@hydra.main(version_base="1.3", config_path="pkg://attent_vision.conf.finetune", config_name="finetune")
 def _hydra_main(cfg: DictConfig) -> float | None:
     results = run_entry(cfg, "finetune")
     if not results or "best" not in results:

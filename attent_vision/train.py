@@ -8,8 +8,8 @@
     attent-train data=imagenet_s50 data.root=/data/pretrain-50 experiment=paper_imagenet_s50
     torchrun --nproc_per_node 2 -m attent_vision.train ...   # DDP; same global batch, same results as one process
 
-The configs ship inside the package (attent_vision/conf/train/, plus the groups shared with fine-tuning in
-attent_vision/conf/shared/), so an installed wheel runs from any directory.
+The configs ship inside the package (conf/train/, plus the groups shared with fine-tuning in conf/shared/), so an
+installed wheel runs from any directory.
 """
 
 import hydra
@@ -24,7 +24,7 @@ register_configs("pretrain")
 register_job_folder_resolver()  # ${job_folder:...} names multirun job folders (hydra.sweep.subdir)
 
 
-@hydra.main(version_base="1.3", config_path="conf/train", config_name="train")
+@hydra.main(version_base="1.3", config_path="pkg://attent_vision.conf.train", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     results = run_entry(cfg, "pretrain")
     return results.get("final", {}).get("val_loss") if results else None

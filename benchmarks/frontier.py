@@ -14,7 +14,8 @@ Methods: full (full data, the reference), random (uniform subsets on the AtteNT 
 AtteNT: loss scores from a scoring pass over all samples before each selection), soft_free (the same with free
 training-step scores and a budgeted refresh), prune (InfoBatch-style); on request soft_learn, hard_learn (learnability
 scores), hard; and the score options of issue 22 (``--methods scores``: soft_pass_k4, soft_pass_topq,
-soft_pass_shared, soft_free_norm beside both random baselines, the paper's soft_pass and soft_learn). Regimes: clean (every scene distinct) and redundant (half the scenes are near-duplicates of others).
+soft_pass_shared, soft_free_norm beside both random baselines, the paper's soft_pass and soft_learn). Regimes: clean
+(every scene distinct) and redundant (half the scenes are near-duplicates of others).
 Both shrink the CPU default (MultiMAE-nano at 32 px instead of 64, 512 scenes instead of 1,024) so that the seeds
 and baselines fit in about an hour on 2 cores; docs/benchmarks.md says what this changes.
 
@@ -45,8 +46,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]  # the package, and the frontier_* modules
 
 from frontier_math import QUALITY, plateau, selection_numbers, summarise, to_markdown
-from frontier_plan import (ARGUMENTS, DEFAULT_METHODS, METHOD_SETS, METHODS, REGIMES, TASKS, BadInput, check_methods, compose_train,
-                           pilot_overrides, plan_runs, run_overrides)
+from frontier_plan import (
+    ARGUMENTS,
+    DEFAULT_METHODS,
+    METHOD_SETS,
+    METHODS,
+    REGIMES,
+    TASKS,
+    BadInput,
+    check_methods,
+    compose_train,
+    pilot_overrides,
+    plan_runs,
+    run_overrides,
+)
 from frontier_plot import plot_frontier
 
 from attent_vision.config import validate_train_config

@@ -9,8 +9,15 @@ budget (b=1): per seed differences, their mean and 95% Student-t interval (atten
 
 import statistics
 
-from attent_vision.report.stats import (Interval, first_reach, interval_or_none, mean_interval, paired_difference,
-                                        paired_ratio)
+from attent_vision.report.stats import (
+    Interval,
+    first_reach,
+    interval_or_none,
+    mean_interval,
+    paired_difference,
+    paired_ratio,
+)
+from attent_vision.teaching.selection_record import records_of
 
 QUALITY = ("probe_linear_top1", "probe_knn_top1", "probe_depth_delta1")  # the first is the frontier's
 LABELS = {"probe_linear_top1": "linear top-1", "probe_knn_top1": "kNN top-1", "probe_depth_delta1": "depth delta1",
@@ -26,12 +33,13 @@ def selection_numbers(selections: list[dict]) -> dict:
     pass or refresh scored). Records written before the score refresh existed lack ``score_age_*`` and
     ``score_source``; those come out as None."""
 
+    records = records_of({"selections": selections})
+
     def present(key):
-        return [s[key] for s in selections if s.get(key) is not None]
+        return [getattr(s, key) for s in records if getattr(s, key) is not None]
 
     ages, oldest = present("score_age_mean"), present("score_age_max")
-    rhos = [s["repeatability"]["spearman"] for s in selections
-            if (s.get("repeatability") or {}).get("spearman") is not None]
+    rhos = [s.repeatability["spearman"] for s in records if (s.repeatability or {}).get("spearman") is not None]
     return {"count": len(selections), "scoring_s": sum(present("scoring_s")),
             "repeat_spearman": statistics.fmean(rhos) if rhos else None,
             "samples_scored": sum(present("samples_scored")),

@@ -14,7 +14,7 @@ from attent_vision.config.downstream_tasks import DOWNSTREAM_TASKS
 from attent_vision.errors import UserError
 from attent_vision.teaching.strategies import STRATEGIES
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "attent_vision" / "conf" / "train"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "train"
 
 
 class BadInput(Exception):

@@ -126,9 +126,9 @@ def cache_comparison(views: dict, cfg, workers: int, batch_size: int, epochs: in
 
 def step_rate(cfg, model, batch: dict, device: torch.device, steps: int, warmup: int) -> float:
     """Samples/s of full training steps (forward, per-sample losses, backward, AdamW step) on one batch."""
-    from attent_vision.pretraining.builders import build_loss
     from attent_vision.engine.optim import build_optimizer
     from attent_vision.engine.runtime import autocast, configure_backends, resolve_precision
+    from attent_vision.pretraining.builders import build_loss
 
     configure_backends(device)
     precision = resolve_precision(cfg.trainer.precision, device)

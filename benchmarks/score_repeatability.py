@@ -41,6 +41,7 @@ import logging
 import math
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -153,7 +154,7 @@ def run_settings(cfg, run_dir: Path, num_samples: int) -> dict:
 
     m, d = cfg.model, cfg.data
     settings = {"model": m.name, "image_size": m.image_size, "domains": "+".join(m.in_domains),
-                "data": d.name if d.name == "synthetic" else f"{d.name} {d.root}", "training_samples": num_samples,
+                "data": f"{d.name} {d.root}" if d.root else d.name, "training_samples": num_samples,
                 "epochs": cfg.trainer.epochs, "selection": cfg.selection.strategy, "seed": cfg.trainer.seed}
     try:
         results = read_results(run_dir / "results.json")
@@ -243,14 +244,14 @@ def option_measurements(option: ScoreOption, learner: dict, reference: dict | No
     return a, b
 
 
-def train_reference(cfg, loss_fn, view, device: torch.device, precision: str):
-    """The run's learnability reference model (pretraining/reference.py), trained on ``view`` or from the cache."""
+def train_reference(cfg, view, device: torch.device):
+    """The run's learnability reference model (pretraining/reference.py), trained on ``view`` (in a run folder of
+    its own, under the system's temporary folder) or from the cache; its precision is the run's."""
     from attent_vision.engine.distributed import DistEnv
-    from attent_vision.pretraining.builders import build_pretrain_model
     from attent_vision.pretraining.reference import load_or_train_reference_model
 
-    model, _, info = load_or_train_reference_model(cfg, lambda: build_pretrain_model(cfg), loss_fn, view, device,
-                                                   precision, DistEnv(device=device))
+    folder = Path(tempfile.mkdtemp(prefix="attent_reference_")) / "reference"
+    model, _, info = load_or_train_reference_model(cfg, view, folder, DistEnv(device=device))
     return model.eval(), info
 
 
@@ -291,7 +292,7 @@ def measure_run(run_dir: Path, option_names: list[str], samples: int | None, see
                  " (shared masks)" if measurement[1] else "", draws, count, time.perf_counter() - t)
     reference, reference_info = {}, None
     if learnability:
-        ref_model, reference_info = train_reference(cfg, loss_fn, views["reference"], device, precision)
+        ref_model, reference_info = train_reference(cfg, views["reference"], device)
         for o in options.values():
             if o.learnability and o.measurement not in reference:
                 reference[o.measurement] = measure_draws(ref_model, loss_fn, views[o.measurement], indices,

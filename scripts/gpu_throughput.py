@@ -28,7 +28,8 @@ def main():
     device = torch.device("cuda")
     torch.backends.cuda.matmul.allow_tf32 = True
     model = create_model(args.model, image_size=args.image_size, patch_size=16).to(device)
-    loss_fn = MultiMAELoss(tasks={"rgb": "rgb", "depth": "depth", "semseg": "semseg"}, patch_size=16, strides={"semseg": 4})
+    loss_fn = MultiMAELoss(tasks={"rgb": "rgb", "depth": "depth", "semseg": "semseg"}, patch_size=16,
+                           strides={"semseg": 4})
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     step_model = torch.compile(model) if args.compile else model
     B, S = args.batch, args.image_size

@@ -12,9 +12,9 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
-TRAIN_CONF_DIR = REPO / "attent_vision" / "conf" / "train"
-FINETUNE_CONF_DIR = REPO / "attent_vision" / "conf" / "finetune"
-SHARED_CONF_DIR = REPO / "attent_vision" / "conf" / "shared"
+TRAIN_CONF_DIR = REPO / "conf" / "train"  # conf/ ships in the package as attent_vision.conf (pyproject.toml)
+FINETUNE_CONF_DIR = REPO / "conf" / "finetune"
+SHARED_CONF_DIR = REPO / "conf" / "shared"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -75,7 +75,7 @@ def write_sample(root: Path, split: str, stem: str, size=40) -> None:
 
 
 def compose_train(overrides: list[str]):
-    """Compose attent_vision/conf/train/train.yaml with overrides through Hydra's compose API (no run folder, no logging set-up)."""
+    """Compose conf/train/train.yaml with overrides through Hydra's compose API (no run folder, no logging set-up)."""
     from hydra import compose, initialize_config_dir
 
     from attent_vision.config import register_configs

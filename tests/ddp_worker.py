@@ -16,6 +16,7 @@ from pathlib import Path
 
 from attent_vision.engine.sampler import EpochBatchSampler
 from attent_vision.pretraining.trainer import Pretrainer
+
 from conftest import compose_train
 
 
@@ -35,7 +36,9 @@ def record_run(overrides: list[str], run_dir: str | Path) -> dict:
     trainer.sampler.__class__ = RecordingSampler
     access = trainer.teacher.access
     score_batch = access.per_task_losses
-    access.per_task_losses = lambda batch: (scored.extend(batch["index"].tolist()), score_batch(batch))[1]
+    # The learner's scoring passes only (a reference model's passes hand their model along)
+    access.per_task_losses = lambda batch, model=None: (
+        scored.extend(batch["index"].tolist()) if model is None else None, score_batch(batch, model))[1]
     choose = trainer.teacher.subset_for_epoch
 
     def recording_choose(spec, step, resuming=False):

@@ -9,12 +9,11 @@ import torch
 from omegaconf import OmegaConf
 
 from attent_vision.cli.export_timm import export
+from attent_vision.conf import TRAIN_CONF_DIR
 from attent_vision.errors import CheckpointError
 from attent_vision.models import create_model, multimae
 from attent_vision.models.convert import load_pretrained
-from attent_vision.conf import TRAIN_CONF_DIR
 from attent_vision.pretraining.builders import build_pretrain_model
-
 
 MODEL_YAMLS = sorted((TRAIN_CONF_DIR / "model").glob("*.yaml"))
 

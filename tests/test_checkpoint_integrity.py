@@ -15,6 +15,7 @@ from PIL import Image
 
 from attent_vision.engine.checkpoint import CheckpointManager, atomic_torch_save, verify_checksums
 from attent_vision.engine.results import read_results
+
 from conftest import compose_train, make_folder_dataset, run_in_process, write_sample
 
 # A tiny data=folder run: 24 training samples in batches of 8, 3 epochs (1 full + 2 subset epochs: 7 steps).

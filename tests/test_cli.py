@@ -88,7 +88,8 @@ def test_bad_input_fails_in_one_line_and_keeps_checkpoints(tmp_path, checkpointe
         bad.write_bytes(bad.read_bytes()[:60])
         expect = "img2.png"
     elif problem == "sizes":
-        Image.fromarray(torch.zeros(20, 20, dtype=torch.uint8).numpy()).save(data / "train" / "semseg" / "n01" / "img1.png")
+        Image.fromarray(torch.zeros(20, 20, dtype=torch.uint8).numpy()).save(
+            data / "train" / "semseg" / "n01" / "img1.png")
         expect = "img1.png"
     else:
         args.append("data.skip_bad_sampels=true")

@@ -52,7 +52,8 @@ def test_help_cfg_and_config_errors_answer_without_importing_torch(tmp_path):
     assert [r["exit"] for r in report] == [0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1], report
     for r in report:
         assert r["imported"] == [], f"{r['command']} imported {r['imported']}"
-    assert "== Configuration groups ==" in out.stdout and "selection: hard, none, prune, random, rs2, soft" in out.stdout
+    assert ("== Configuration groups ==" in out.stdout
+            and "selection: hard, none, prune, random, rs2, soft" in out.stdout)
 
 
 def test_help_lists_the_groups_hydra_lists_and_our_launchers():

@@ -7,9 +7,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attent_vision.engine.compute import (COMPUTE_FIELDS, SampleFlops, WorkCounts, compute_record, count_flops,
-                                          measure_sample_flops)
+from attent_vision.engine.compute import (
+    COMPUTE_FIELDS,
+    SampleFlops,
+    WorkCounts,
+    compute_record,
+    count_flops,
+    measure_sample_flops,
+)
 from attent_vision.pretraining.trainer import pretrain
+
 from conftest import compose_train
 
 SMOKE = ["debug=smoke"]

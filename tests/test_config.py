@@ -8,6 +8,7 @@ from omegaconf.errors import ConfigKeyError
 
 from attent_vision.config import validate_train_config
 from attent_vision.errors import ConfigError
+
 from conftest import REPO, SHARED_CONF_DIR, TRAIN_CONF_DIR, compose_train
 
 GROUPS = ["model", "data", "optim", "ratio", "interval", "selection", "logger", "debug"]
@@ -45,7 +46,8 @@ def test_table3_has_ten_distinct_rows():
     for row in rows:
         cfg = compose_train([f"experiment={row}"])
         strategy = cfg.selection.strategy
-        settings.add(("-", "-", strategy) if strategy == "none" else (cfg.ratio.schedule, cfg.interval.schedule, strategy))
+        settings.add(("-", "-", strategy) if strategy == "none"
+                     else (cfg.ratio.schedule, cfg.interval.schedule, strategy))
     assert len(rows) == 10 and len(settings) == 10
     assert ("incremental", "incremental", "soft") in settings and ("-", "-", "none") in settings
 
@@ -59,7 +61,8 @@ def test_paper_setting_matches_the_paper():
     # A Table-3 row on top of the paper's scale keeps the scale and changes the row.
     combined = compose_train(["experiment=[paper_imagenet_s50,table3/cosine_fixed_hard]", "data.root=/x"])
     assert combined.trainer.epochs == 800 and combined.interval.initial_interval == 5
-    assert (combined.ratio.schedule, combined.interval.schedule, combined.selection.strategy) == ("cosine", "fixed", "hard")
+    assert (combined.ratio.schedule, combined.interval.schedule,
+            combined.selection.strategy) == ("cosine", "fixed", "hard")
 
 
 def test_default_run_uses_the_papers_adopted_setting():

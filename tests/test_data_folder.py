@@ -18,7 +18,8 @@ MODALITIES = ["rgb", "depth", "semseg"]
 
 
 def write_sample(root, cls, stem, ext, ident, size=(H, W)):
-    """One sample whose three files all encode ``ident``: rgb grey level 20 * ident, depth 1000 * ident, semseg ident."""
+    """One sample whose three files all encode ``ident``: rgb grey level 20 * ident, depth 1000 * ident,
+    semseg ident."""
     h, w = size
     for modality, array, suffix in (
         ("rgb", np.full((h, w, 3), 20 * ident, np.uint8), ext),

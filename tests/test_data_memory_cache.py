@@ -14,6 +14,7 @@ from attent_vision.data.pretrain.memory_cache import MemoryCachedFolder, format_
 from attent_vision.data.skipping import collate_skipping_bad
 from attent_vision.pretraining.builders import build_pretrain_model, build_pretrain_views
 from attent_vision.pretraining.trainer import pretrain
+
 from conftest import compose_train, run_in_process
 
 SMOKE = ["debug=smoke", "trainer.progress_bar=false"]  # 96 + 32 samples; 5 epochs, 3 of them after a selection

@@ -49,14 +49,17 @@ def test_frames_decode_to_metres_labels_and_validity(nyu):
     item = ds[1]  # frame 0002
     stored = frame_arrays(2)
     assert set(item) == {"rgb", "depth", "semseg", "valid"}
-    assert item["rgb"].dtype == torch.uint8 and torch.equal(item["rgb"], torch.from_numpy(stored["rgb"]).permute(2, 0, 1))
+    assert item["rgb"].dtype == torch.uint8 and torch.equal(
+        item["rgb"], torch.from_numpy(stored["rgb"]).permute(2, 0, 1))
     assert item["depth"].shape == (1, H, W) and item["depth"].dtype == torch.float32
     expected_depth = torch.from_numpy(stored["depth"].astype(np.float32)) / DEPTH_SCALE
     assert torch.allclose(item["depth"][0], expected_depth) and float(item["depth"].max()) <= 10.0
     labels = torch.from_numpy(stored["semseg"].astype(np.int64))
-    assert item["semseg"].dtype == torch.int64 and torch.equal(item["semseg"], torch.where(labels == 0, 255, labels - 1))
+    assert item["semseg"].dtype == torch.int64 and torch.equal(
+        item["semseg"], torch.where(labels == 0, 255, labels - 1))
     assert item["semseg"][1, 0] == 255 and item["semseg"][1, 1] == 39
-    expected_valid = (torch.from_numpy(stored["depth"].astype(np.int64)) > 0) & torch.from_numpy(stored["mask_valid"] > 0)
+    expected_valid = ((torch.from_numpy(stored["depth"].astype(np.int64)) > 0)
+                      & torch.from_numpy(stored["mask_valid"] > 0))
     assert item["valid"].dtype == torch.bool and torch.equal(item["valid"][0], expected_valid)
     assert not item["valid"][0, 0, 0] and not item["valid"][0, -1, -1] and item["valid"][0, 5, 5]
 
@@ -93,7 +96,8 @@ def test_missing_partner_is_an_error_or_a_skipped_frame(nyu):
 
 BAD_FRAMES = {
     "8-bit depth": ("depth", lambda p: save(p, np.ones((H, W), np.uint8)), "16-bit PNG"),
-    "id above 40": ("semseg", lambda p: save(p, np.full((H, W), 41, np.uint8), palette=True), r"ids \[41\] outside 0..40"),
+    "id above 40": ("semseg", lambda p: save(p, np.full((H, W), 41, np.uint8), palette=True),
+                    r"ids \[41\] outside 0..40"),
     "sizes differ": ("semseg", lambda p: save(p, np.ones((H, W + 1), np.uint8), palette=True), "same height and width"),
     "truncated": ("rgb", lambda p: p.write_bytes(p.read_bytes()[:60]), "cannot decode"),
 }

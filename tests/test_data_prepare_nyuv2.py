@@ -73,7 +73,8 @@ def test_preparation_reproduces_the_arrays_with_transposes_and_1_based_splits(tm
 
 def test_command_line_shows_progress_and_reports_bad_inputs(tmp_path):
     write_release(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "attent_vision.data.downstream.prepare_nyuv2", *args(tmp_path, tmp_path / "o")],
+    done = subprocess.run([sys.executable, "-m", "attent_vision.data.downstream.prepare_nyuv2",
+                           *args(tmp_path, tmp_path / "o")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "NYUv2 frames" in done.stderr and "5/5" in done.stderr

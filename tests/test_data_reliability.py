@@ -29,6 +29,7 @@ from attent_vision.data.skipping import BadSampleLog, collate_skipping_bad, firs
 from attent_vision.engine.results import read_results
 from attent_vision.errors import DataError
 from attent_vision.pretraining.trainer import pretrain
+
 from conftest import REPO, compose_train, run_in_process
 
 TINY = SyntheticSettings(num_train=4, num_val=2, image_size=16)

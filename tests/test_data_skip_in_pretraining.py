@@ -10,9 +10,10 @@ import shutil
 import pytest
 
 from attent_vision.data.pretrain.embedded import SyntheticSettings, ensure_synthetic_dataset
-from attent_vision.pretraining.trainer import pretrain
 from attent_vision.engine.results import read_results
 from attent_vision.errors import DataError
+from attent_vision.pretraining.trainer import pretrain
+
 from conftest import compose_train, run_in_process
 
 

@@ -10,6 +10,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 
+from attent_vision.config.downstream_data import DownstreamDataConfig
 from attent_vision.data.downstream import (
     ImageNetS50Classification,
     ImageNetS50Segmentation,
@@ -17,9 +18,9 @@ from attent_vision.data.downstream import (
     SyntheticDownstreamSettings,
     ensure_synthetic_downstream,
 )
-from attent_vision.config.downstream_data import DownstreamDataConfig
 from attent_vision.data.downstream.datasets import downstream_datasets
 from attent_vision.errors import ConfigError
+
 from conftest import FINETUNE_CONF_DIR
 
 TINY = dict(num_classes=3, train_per_class=3, val_per_class=2, semi_per_class=1, image_size=32, nyu_train=4,
@@ -93,7 +94,7 @@ def test_written_once_then_reused_and_fingerprinted(tmp_path):
 
 
 def compose_data(name: str):
-    """attent_vision/conf/finetune/data/<name>.yaml composed by Hydra and merged onto the fine-tuning data schema (unknown keys fail)."""
+    """conf/finetune/data/<name>.yaml composed by Hydra, merged onto the fine-tuning data schema (unknown keys fail)."""
     with initialize_config_dir(config_dir=str(FINETUNE_CONF_DIR), version_base="1.3"):
         cfg = compose(config_name=f"data/{name}")
     return OmegaConf.merge(OmegaConf.structured(DownstreamDataConfig), cfg.data)
@@ -104,7 +105,8 @@ def test_downstream_data_configs_compose_with_roots_from_env(monkeypatch):
     monkeypatch.setenv("NYUV2_ROOT", "/data/nyuv2")
     synthetic = compose_data("synthetic_downstream")
     assert synthetic.name == "synthetic" and synthetic.root is None
-    assert OmegaConf.to_container(synthetic.synthetic) == {f.name: f.default for f in fields(SyntheticDownstreamSettings)}
+    defaults = {f.name: f.default for f in fields(SyntheticDownstreamSettings)}
+    assert OmegaConf.to_container(synthetic.synthetic) == defaults
     assert compose_data("imagenet_s50_downstream").root == "/data/ImageNetS50"
     nyu = compose_data("nyuv2")
     assert nyu.name == "nyuv2" and nyu.root == "/data/nyuv2" and nyu.num_workers == 8
@@ -132,5 +134,7 @@ def test_downstream_datasets_for_real_data_pick_the_usual_splits(tiny_root):
     assert [d.split for d in downstream_datasets(nyu, "depth")] == ["train", "train"]
     with pytest.raises(ConfigError, match=r"data.name=nyuv2 has no 'cls' labels \(it serves \['depth', 'semseg'\]\)"):
         downstream_datasets(nyu, "cls")
-    with pytest.raises(ConfigError, match="unknown fine-tuning task 'normals'"):
+    with pytest.raises(ConfigError, match=r"data.name=nyuv2 has no 'normals' labels"):
         downstream_datasets(nyu, "normals")
+    with pytest.raises(ConfigError, match=r"data.name='nowhere'.*\['imagenet_s50', 'nyuv2', 'synthetic'"):
+        downstream_datasets(DownstreamDataConfig(name="nowhere"), "cls")

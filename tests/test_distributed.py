@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
+from ddp_worker import record_run
 
 from conftest import REPO, run_cli
-from ddp_worker import record_run
 
 # The repeatability check off (its second scoring would add to the scored samples counted here), except where tested
 SMOKE = ["debug=smoke", "trainer.epochs=7", "teaching.repeatability_samples=0"]

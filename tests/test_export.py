@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 from attent_vision.cli.export_timm import main
 from attent_vision.models import create_model
 from attent_vision.models.timm_layout import multivit_to_timm, timm_to_multivit
+
 from conftest import run_cli
 
 
@@ -78,7 +79,8 @@ def test_timm_layout_round_trips_to_ours():
 def test_export_cli_writes_safetensors_from_a_pretraining_checkpoint(tmp_path):
     pre = _perturbed(create_model("multimae_pico", image_size=32, patch_size=8), seed=3)
     ckpt = tmp_path / "pretrained.pth"
-    torch.save({"model": pre.state_dict(), "config": {"name": "multimae_pico", "patch_size": 8, "image_size": 32}}, ckpt)
+    torch.save({"model": pre.state_dict(),
+                "config": {"name": "multimae_pico", "patch_size": 8, "image_size": 32}}, ckpt)
     out = tmp_path / "encoder.safetensors"
     proc = run_cli(["-m", "attent_vision.cli.export_timm", str(tmp_path), "--out", str(out)])
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -7,10 +7,12 @@ import pytest
 import torch
 
 from attent_vision.config import validate_config
-from attent_vision.finetuning.suite import compose_finetune
-from attent_vision.finetuning.trainer import finetune
-from attent_vision.finetuning.data import build_finetune_datasets
 from attent_vision.errors import CheckpointError, ConfigError
+from attent_vision.finetuning.data import build_finetune_datasets
+from attent_vision.finetuning.suite import compose_finetune
+from attent_vision.finetuning.task_kinds import TASK_KINDS
+from attent_vision.finetuning.trainer import finetune
+
 from conftest import run_cli, run_in_process
 
 # Pico model at 32 px, one epoch, no checkpoints between epochs: the plumbing, not the learning (test_finetune_train).
@@ -33,6 +35,10 @@ def test_one_command_fine_tunes_all_three_tasks(tmp_path):
     assert set(found["nyuv2_depth"]["best"]) >= {"val_delta1", "val_delta2", "val_delta3", "val_abs_rel", "val_rmse"}
     assert set(found["nyuv2_seg"]["best"]) >= {"val_miou", "val_pixel_acc"}
     assert set(found["imagenet_s50_cls"]["best"]) >= {"val_top1", "val_top5"}
+    for r in found.values():  # each registered kind reports what it declares (finetuning/task_kinds/)
+        kind = TASK_KINDS.get(r["kind"])
+        assert set(r["best"]) == {f"val_{m}" for m in kind.metrics} | {"epoch"}
+        assert r["main_metric"] == f"val_{kind.main_metric}" and r["main_metric"] in r["baseline"]
     assert "training from scratch" in proc.stderr  # no init_from: the warning
 
 

@@ -6,9 +6,9 @@ import argparse
 import pytest
 import torch
 
-from attent_vision.finetuning.suite import compose_finetune
-from attent_vision.finetuning.model import build_finetune_model
 from attent_vision.errors import CheckpointError, ConfigError
+from attent_vision.finetuning.model import build_finetune_model
+from attent_vision.finetuning.suite import compose_finetune
 from attent_vision.models import create_model
 from attent_vision.models.heads import fill_duplicate_registrations
 from attent_vision.models.timm_layout import multivit_to_timm
@@ -87,7 +87,8 @@ def official_checkpoint(tmp_path_factory):
                                         ("nyuv2_depth", "depth")])
 def test_official_checkpoint_initialises_each_task(official_checkpoint, task, head):
     path, state = official_checkpoint
-    cfg = compose_finetune(task, path, ["model.image_size=32", "task.num_classes=7" if head != "depth" else "task.loss=l1"])
+    task_setting = "task.num_classes=7" if head != "depth" else "task.loss=l1"
+    cfg = compose_finetune(task, path, ["model.image_size=32", task_setting])
     model, record = build_finetune_model(cfg, num_classes=7 if head != "depth" else None)
     assert record["model"] == "multivit_pico" and record["patch_size"] == 8  # inferred from the tensors
     own = model.state_dict()
@@ -108,10 +109,12 @@ def test_our_run_folder_and_timm_files_initialise(tmp_path):
     pre = create_model("multimae_pico", image_size=32, patch_size=8)
     run = tmp_path / "run"
     run.mkdir()
-    torch.save({"model": pre.state_dict(), "config": {"name": "multimae_pico", "patch_size": 8}}, run / "pretrained.pth")
+    torch.save({"model": pre.state_dict(), "config": {"name": "multimae_pico", "patch_size": 8}},
+               run / "pretrained.pth")
     model, record = build_finetune_model(compose_finetune("imagenet_s50_cls", run, PICO), num_classes=10)
     assert record["init_from"] == str(run / "pretrained.pth")
-    torch.testing.assert_close(model.state_dict()["encoder.1.mlp.fc2.weight"], pre.state_dict()["encoder.1.mlp.fc2.weight"])
+    key = "encoder.1.mlp.fc2.weight"
+    torch.testing.assert_close(model.state_dict()[key], pre.state_dict()[key])
     timm_file = tmp_path / "vit.pth"
     torch.save(multivit_to_timm(pre.state_dict()) | {"norm.weight": torch.ones(32), "norm.bias": torch.zeros(32)},
                timm_file)

@@ -12,6 +12,7 @@ import torch
 
 from attent_vision.finetuning.suite import compose_finetune
 from attent_vision.finetuning.trainer import finetune
+
 from conftest import REPO, run_cli, run_in_process
 
 # Pico at 32 px, batch 32: 10 steps per epoch over the 320 embedded training images. Mixup and random crops on, so

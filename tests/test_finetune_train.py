@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from attent_vision.finetuning.suite import run_finetune_suite
+
 from conftest import compose_train
 
 PICO = ["model.scratch_name=multivit_pico", "model.scratch_patch_size=8", "model.image_size=32",

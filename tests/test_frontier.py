@@ -6,8 +6,8 @@ import json
 import logging
 
 import pytest
-from conftest import load_benchmark
 
+from conftest import load_benchmark
 
 fm = load_benchmark("frontier_math")
 frontier = load_benchmark("frontier")

@@ -4,9 +4,10 @@ runs on the GPU end to end, and steps do not synchronise with the host."""
 import pytest
 import torch
 
-from attent_vision.pretraining.trainer import pretrain
 from attent_vision.engine.runtime import autocast
 from attent_vision.models import MultiMAELoss, create_model
+from attent_vision.pretraining.trainer import pretrain
+
 from conftest import compose_train
 
 pytestmark = pytest.mark.gpu
@@ -22,7 +23,8 @@ def cuda():
 def test_bf16_training_steps_lower_the_loss(cuda):
     torch.manual_seed(0)
     model = create_model("multimae_tiny", image_size=64, patch_size=16).to(cuda)
-    loss_fn = MultiMAELoss(tasks={"rgb": "rgb", "depth": "depth", "semseg": "semseg"}, patch_size=16, strides={"semseg": 4})
+    loss_fn = MultiMAELoss(tasks={"rgb": "rgb", "depth": "depth", "semseg": "semseg"}, patch_size=16,
+                           strides={"semseg": 4})
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=True)
     x = {"rgb": torch.randn(32, 3, 64, 64, device=cuda), "depth": torch.randn(32, 1, 64, 64, device=cuda),
          "semseg": torch.randint(0, 133, (32, 16, 16), device=cuda)}
@@ -48,7 +50,8 @@ def test_pretraining_runs_on_the_gpu(cuda, tmp_path):
 def test_training_step_does_not_synchronise_with_the_host(cuda):
     """A forward/backward with CPU masks (as the loader gives them) must not wait for the GPU."""
     model = create_model("multimae_pico", image_size=32, patch_size=8).to(cuda)
-    loss_fn = MultiMAELoss(tasks={"rgb": "rgb", "depth": "depth", "semseg": "semseg"}, patch_size=8, strides={"semseg": 4})
+    loss_fn = MultiMAELoss(tasks={"rgb": "rgb", "depth": "depth", "semseg": "semseg"}, patch_size=8,
+                           strides={"semseg": 4})
     x = {"rgb": torch.randn(8, 3, 32, 32, device=cuda), "depth": torch.randn(8, 1, 32, 32, device=cuda),
          "semseg": torch.randint(0, 133, (8, 8, 8), device=cuda)}
     # Pinned, as the data loader delivers them with pin_memory=True.

@@ -16,6 +16,7 @@ from PIL import Image
 from attent_vision.cli import export_timm
 from attent_vision.data.cache import write_once
 from attent_vision.pretraining.trainer import pretrain
+
 from conftest import REPO, compose_train, run_cli
 
 

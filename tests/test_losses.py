@@ -52,14 +52,16 @@ def test_per_sample_values_match_a_hand_computation():
     batch = random_batch(B=2, seed=1)
     preds = {k: v + 0.5 * torch.randn_like(v) if v.is_floating_point() else v
              for k, v in perfect_predictions(batch, loss).items()}
-    masks = {m: torch.rand(2, 16, generator=torch.Generator().manual_seed(i)) > 0.5 for i, m in enumerate(("rgb", "depth", "semseg"))}
+    masks = {m: torch.rand(2, 16, generator=torch.Generator().manual_seed(i)) > 0.5
+             for i, m in enumerate(("rgb", "depth", "semseg"))}
     out = loss(preds, batch, masks)
     for b in range(2):
         pix = masks["depth"][b].view(4, 4).repeat_interleave(8, 0).repeat_interleave(8, 1)
         l1 = (preds["depth"][b, 0] - batch["depth"][b, 0]).abs()
         assert torch.allclose(out["depth"].per_sample[b], l1[pix].mean(), atol=1e-5)
         pix_s = masks["semseg"][b].view(4, 4).repeat_interleave(2, 0).repeat_interleave(2, 1)
-        ce = torch.nn.functional.cross_entropy(preds["semseg"][b : b + 1], batch["semseg"][b : b + 1], reduction="none")[0]
+        ce = torch.nn.functional.cross_entropy(preds["semseg"][b : b + 1], batch["semseg"][b : b + 1],
+                                               reduction="none")[0]
         assert torch.allclose(out["semseg"].per_sample[b], ce[pix_s].mean(), atol=1e-5)
     objective = loss.objective(out)
     assert objective.shape == (2,)

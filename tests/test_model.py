@@ -99,7 +99,8 @@ def test_every_size_builds_and_predicts_every_modality(size):
 
 
 def test_reference_resolution_shapes():
-    model = create_model("multimae_pico", image_size=224, patch_size=16, out_domains=["rgb", "depth", "semseg", "norm_rgb"])
+    model = create_model("multimae_pico", image_size=224, patch_size=16,
+                         out_domains=["rgb", "depth", "semseg", "norm_rgb"])
     assert model.num_encoded_tokens == 98  # one sixth of 3 x 196, as in the release
     with torch.no_grad():
         preds, masks = model(batch_for(model))
@@ -179,8 +180,10 @@ def test_sincos_position_embedding_values():
     token = emb[0, :, 2, 1]
     # (sin, cos) of the first axis (2) then of the second axis (1), at frequencies 1 and 1/100.
     expected = torch.tensor([
-        torch.sin(torch.tensor(2.0)), torch.sin(torch.tensor(0.02)), torch.cos(torch.tensor(2.0)), torch.cos(torch.tensor(0.02)),
-        torch.sin(torch.tensor(1.0)), torch.sin(torch.tensor(0.01)), torch.cos(torch.tensor(1.0)), torch.cos(torch.tensor(0.01)),
+        torch.sin(torch.tensor(2.0)), torch.sin(torch.tensor(0.02)),
+        torch.cos(torch.tensor(2.0)), torch.cos(torch.tensor(0.02)),
+        torch.sin(torch.tensor(1.0)), torch.sin(torch.tensor(0.01)),
+        torch.cos(torch.tensor(1.0)), torch.cos(torch.tensor(0.01)),
     ])
     assert torch.allclose(token, expected, atol=1e-6)
 

@@ -10,6 +10,7 @@ from omegaconf import open_dict
 from attent_vision.cli.job_folder import MAX_FOLDER_CHARS, job_folder
 from attent_vision.cli.multirun_summary import OUTCOMES_FOLDER, job_outcome, launched_jobs, summarize
 from attent_vision.config import register_configs
+
 from conftest import TRAIN_CONF_DIR, run_in_process
 
 # The cheapest job that really completes: full data (no scoring pass), one epoch of one step, 16 + 8 scenes.

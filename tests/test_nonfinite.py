@@ -10,6 +10,7 @@ import torch
 
 from attent_vision.engine.nonfinite import Divergence, NonFiniteGuard
 from attent_vision.engine.results import write_json_atomic
+
 from conftest import run_in_process
 
 

@@ -10,6 +10,7 @@ from attent_vision.cli.override_check import check_overrides, override_arguments
 from attent_vision.config import FinetuneConfig, TrainConfig, check_known_keys, validate_config
 from attent_vision.config.schema_keys import find_unknown
 from attent_vision.errors import ConfigError
+
 from conftest import FINETUNE_CONF_DIR, SHARED_CONF_DIR, TRAIN_CONF_DIR, compose_train, run_in_process
 
 TRAIN = ("attent-train", TRAIN_CONF_DIR / "train.yaml")

@@ -4,13 +4,14 @@ import math
 
 import pytest
 import torch
-from conftest import TRAIN_CONF_DIR, compose_train
 
 from attent_vision.teaching.narration import plan_text
 from attent_vision.teaching.plan import SUBSET, build_plan
 from attent_vision.teaching.selection import build_strategy, select
 from attent_vision.teaching.strategies import STRATEGIES, SelectionRound
 from attent_vision.teaching.teacher import Teacher
+
+from conftest import TRAIN_CONF_DIR, compose_train
 
 # ------------------------------------------------------------------------------------------------- warm-up
 

@@ -11,6 +11,7 @@ import pytest
 
 from attent_vision.engine.checkpoint import CheckpointManager
 from attent_vision.pretraining.trainer import Pretrainer, pretrain
+
 from conftest import REPO, compose_train, run_cli, run_in_process
 
 

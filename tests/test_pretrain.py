@@ -12,6 +12,7 @@ from attent_vision.engine.results import read_results
 from attent_vision.pretraining.sample_record import read_selections
 from attent_vision.pretraining.trainer import Pretrainer, pretrain
 from attent_vision.teaching import select
+
 from conftest import compose_train
 
 SMOKE = ["debug=smoke"]

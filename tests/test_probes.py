@@ -13,6 +13,7 @@ from attent_vision.probes.dense_depth import depth_probe, from_patch_pixels, log
 from attent_vision.probes.knn import knn_accuracy, knn_predict
 from attent_vision.probes.linear import linear_probe_accuracy
 from attent_vision.probes.suite import ProbeSuite
+
 from conftest import compose_train
 
 # A small embedded probe set: quick to generate and to probe; the default sizes are for the standard error.

@@ -35,7 +35,8 @@ def test_readme_python_api_block_runs_verbatim(tmp_path, monkeypatch, capsys):
     # The encoder took every weight the pretraining checkpoint had for it.
     report, encoder = names["report"], names["encoder"]
     assert report.missing == [] and any(k.startswith("output_adapters.") for k in report.unexpected)
-    assert torch.equal(encoder.state_dict()["encoder.0.attn.qkv.weight"], model.state_dict()["encoder.0.attn.qkv.weight"])
+    assert torch.equal(encoder.state_dict()["encoder.0.attn.qkv.weight"],
+                       model.state_dict()["encoder.0.attn.qkv.weight"])
     assert names["tokens"].shape == (2, 16 + 1, 32)
 
     # Selection and schedules.

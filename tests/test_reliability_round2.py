@@ -29,8 +29,9 @@ from attent_vision.finetuning.init import read_init_checkpoint
 from attent_vision.finetuning.suite import compose_finetune
 from attent_vision.finetuning.trainer import finetune
 from attent_vision.pretraining.trainer import pretrain
-from attent_vision.storage import check_writable, reading, unattributed_error
 from attent_vision.report.cli import build_report
+from attent_vision.storage import check_writable, reading, unattributed_error
+
 from conftest import REPO, compose_train, run_in_process
 
 # Pico fine-tuning at 32 px (as tests/test_finetune_cli.py): the plumbing, not the learning.

@@ -10,6 +10,7 @@ import pytest
 from attent_vision.config.downstream_tasks import DOWNSTREAM_TASKS
 from attent_vision.report import TABLE3_ORDER, aggregate, build_report, main, run_row
 from attent_vision.report.selection_plot import chosen_and_percentile, selection_arrays
+
 from conftest import run_cli
 
 
@@ -74,7 +75,8 @@ def test_seeds_are_averaged_with_their_spread(report):
         r["downstream"] = {"nyuv2_depth": {"final": {"val_delta1": 0.5 + 0.1 * seed}}}
         rows.append(run_row(r))
     (row,) = aggregate(rows)
-    assert row["seeds"] == 3 and row["reruns"] == 0 and row["val_loss"] == 2.0 and row["val_loss_std"] == pytest.approx(1.0)
+    assert (row["seeds"] == 3 and row["reruns"] == 0 and row["val_loss"] == 2.0
+            and row["val_loss_std"] == pytest.approx(1.0))
     column = DOWNSTREAM_TASKS["nyuv2_depth"].column
     assert row[column] == pytest.approx(60.0) and row[f"{column}_std"] == pytest.approx(10.0)
     assert math.isnan(row[DOWNSTREAM_TASKS["nyuv2_seg"].column])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from attent_vision.report import build_report
+
 from conftest import run_in_process
 
 TINY = ["debug=smoke", "selection=none", "trainer.epochs=2", "data.synthetic.num_train=32", "data.synthetic.num_val=16",

@@ -6,8 +6,8 @@ histograms. Fast: no training."""
 import math
 
 import matplotlib
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
@@ -56,7 +56,8 @@ def write_run(folder, *, seed=0, val_loss=1.0, experiment="default", selection="
             arrays[f"selection_{i}"] = np.arange(48, 96)
             arrays[f"scores_{i}"] = np.linspace(0, 1, 96, dtype=np.float32) * s["epoch"]
         np.savez_compressed(folder / "selections.npz", **arrays)
-    config = {"experiment_name": experiment, "trainer": {"seed": seed, "device": "cpu"}, "model": {"name": "multimae_pico"},
+    config = {"experiment_name": experiment, "trainer": {"seed": seed, "device": "cpu"},
+              "model": {"name": "multimae_pico"},
               "ratio": {"schedule": ratio}, "interval": {"schedule": interval},
               "selection": {"strategy": selection, "temperature": temperature}, "logger": {"name": str(folder)}}
     OmegaConf.save(OmegaConf.create(config), folder / "config.yaml")
@@ -217,4 +218,5 @@ def test_chosen_vs_score_counts_each_selection_and_ranks_within_it(tmp_path):
     # A run without selections.npz (older, or full data) has no panel, and no figure when no run has one.
     (folder / "selections.npz").unlink()
     assert selection_arrays({"run_dir": str(folder)}) is None
-    assert (tmp_path / "out2" / "chosen_vs_score.png") not in build_report([tmp_path / "sweep"], tmp_path / "out2")["files"]
+    assert (tmp_path / "out2" / "chosen_vs_score.png") not in build_report(
+        [tmp_path / "sweep"], tmp_path / "out2")["files"]

@@ -11,8 +11,15 @@ from omegaconf import OmegaConf
 from attent_vision.engine.results import COMPLETED, RunResults, write_json_atomic
 from attent_vision.report import build_report, main
 from attent_vision.report.paper_table3 import PAPER_TABLE3, paper_deltas, paper_time_vs_full
-from attent_vision.report.stats import (Interval, bootstrap_interval, first_reach, mean_interval, paired_difference,
-                                        paired_ratio, time_to_reach)
+from attent_vision.report.stats import (
+    Interval,
+    bootstrap_interval,
+    first_reach,
+    mean_interval,
+    paired_difference,
+    paired_ratio,
+    time_to_reach,
+)
 
 T975_2 = 4.302652729911275  # Student's t, 0.975 quantile, 2 degrees of freedom
 T975_1 = 12.706204736174707  # ... 1 degree of freedom

@@ -8,6 +8,7 @@ from attent_vision.engine.results import read_results
 from attent_vision.pretraining.trainer import pretrain
 from attent_vision.pretraining.visualize import MIN_TILE
 from attent_vision.teaching.score_table import HISTOGRAM_BINS
+
 from conftest import compose_train
 
 

@@ -11,6 +11,7 @@ import pytest
 from attent_vision.engine.run_lock import RunFolderInUse, RunFolderLock
 from attent_vision.errors import CheckpointError
 from attent_vision.pretraining.trainer import pretrain
+
 from conftest import compose_train
 
 
@@ -18,7 +19,8 @@ def test_a_second_holder_is_refused_naming_the_first(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; sys.path.insert(0, sys.argv[1]);"
         "from attent_vision.engine.run_lock import RunFolderLock;"
-        "held = RunFolderLock(sys.argv[2]).acquire(); print('locked', flush=True); time.sleep(60)"), ".", str(tmp_path)],
+        "held = RunFolderLock(sys.argv[2]).acquire(); print('locked', flush=True);"
+        " time.sleep(60)"), ".", str(tmp_path)],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"

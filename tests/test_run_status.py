@@ -19,6 +19,7 @@ from PIL import Image
 
 from attent_vision.engine.results import read_results
 from attent_vision.report import downstream_metric
+
 from conftest import REPO, run_in_process
 
 # The embedded fine-tuning data at its smallest (generated once per session): 3 classes of 4 images at 32 px,

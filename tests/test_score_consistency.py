@@ -12,6 +12,7 @@ from attent_vision.teaching import Teacher
 from attent_vision.teaching.plan import build_plan
 from attent_vision.teaching.repeatability import agreement, spearman, top_overlap
 from attent_vision.teaching.strategies import STRATEGIES
+
 from conftest import compose_train, run_in_process
 
 SMOKE = ["debug=smoke"]
@@ -69,6 +70,7 @@ def test_shared_masks_are_one_pattern_per_epoch_and_draw_and_draw_zero_is_the_si
 @pytest.fixture
 def tiny_folder(tmp_path):
     from attent_vision.data.pretrain.folder import MultiModalFolder
+
     from conftest import make_folder_dataset
 
     make_folder_dataset(tmp_path, size=16, count=3, val_count=1)

@@ -4,8 +4,8 @@ view, its bad-input messages, and the photo dataset and the photo run's train.py
 import json
 
 import pytest
-from conftest import compose_train, load_benchmark, run_in_process
 
+from conftest import compose_train, load_benchmark, run_in_process
 
 bench = load_benchmark("score_repeatability")
 photo_dataset = load_benchmark("photo_dataset")
@@ -96,6 +96,7 @@ def test_train_reuses_a_finished_run(smoke_run, tmp_path):
 
 def test_photo_dataset_and_the_photo_run_it_trains(tmp_path):
     import skimage  # noqa: F401  (the dev extra installs it: attent-vision[benchmarks])
+
     from attent_vision.config import validate_train_config
     from attent_vision.data.pretrain.folder import MultiModalFolder
 

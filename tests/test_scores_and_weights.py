@@ -13,6 +13,7 @@ from attent_vision.teaching import Teacher, build_plan, build_strategy
 from attent_vision.teaching.plan import FULL, SUBSET
 from attent_vision.teaching.scores import ScoreInputs, build_score, combine
 from attent_vision.teaching.strategies.prune import prune_candidates
+
 from conftest import compose_train
 
 
@@ -35,7 +36,7 @@ def test_learnability_does_not_pick_the_noisy_scenes_that_loss_picks(tmp_path):
     trainer.run()
     n, teacher = trainer.num_train, trainer.teacher
     teacher.score(torch.arange(n), epoch=0, step=trainer.progress.global_step)
-    teacher.reference = teacher.access.reference_losses(torch.arange(n))[0].cpu()
+    assert teacher.reference is not None and teacher.reference.shape == (n, 1)  # from the run's first selection
     loss, learnability = teacher.table.current[:, 0].cpu(), teacher.scores()
     noise, k = noise_of_samples(trainer), n // 5
     noisiest = set(torch.topk(noise, k).indices.tolist())
@@ -166,8 +167,10 @@ def test_a_sample_the_reference_cannot_load_is_never_selected():
     losses = torch.arange(6.0)
     reference = torch.zeros(6, 1)
     reference[2] = float("-inf")  # sample 2 failed to load in the reference pass
-    access = LearnerAccess(score_batches=lambda idx, epoch, draw=0: [{"index": idx, "loss": losses[idx]}],
-                           per_task_losses=lambda batch: batch["loss"], reference_losses=lambda idx: (reference, {}))
+    access = LearnerAccess(score_batches=lambda idx, epoch, draw=0: [{"index": idx, "loss": losses[idx],
+                                                                      "reference": reference[idx]}],
+                           per_task_losses=lambda batch, model=None: batch["loss" if model is None else "reference"],
+                           reference_model=lambda: ("the reference model", {}))
     plan = build_plan(num_samples=6, epochs=5, strategy="soft", total_cycles=2, initial_ratio=0.8, final_ratio=0.8,
                       reselect_every_subset_epoch=True)
     for seed in range(20):

@@ -13,9 +13,10 @@ import torch
 
 from attent_vision.engine.checkpoint import CheckpointManager
 from attent_vision.engine.results import read_results, write_json_atomic
-from attent_vision.storage import check_writable
 from attent_vision.errors import StorageError
 from attent_vision.pretraining.trainer import pretrain
+from attent_vision.storage import check_writable
+
 from conftest import compose_train, run_cli
 
 

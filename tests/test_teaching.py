@@ -7,7 +7,14 @@ import torch
 
 from attent_vision.engine.sampler import EpochBatchSampler, ShardedBatches, step_shapes
 from attent_vision.teaching import (
-    LearnerAccess, Teacher, build_plan, build_strategy, interval_schedule, ratio_schedule, select, subset_size,
+    LearnerAccess,
+    Teacher,
+    build_plan,
+    build_strategy,
+    interval_schedule,
+    ratio_schedule,
+    select,
+    subset_size,
 )
 from attent_vision.teaching.plan import FULL, SUBSET
 
@@ -83,7 +90,8 @@ def test_scale_free_normalisations_ignore_the_loss_scale(normalization):
     scores = torch.rand(300, generator=torch.Generator().manual_seed(4))
     for seed in range(3):
         a = select(scores, 30, "soft", normalization=normalization, generator=torch.Generator().manual_seed(seed))
-        b = select(scores * 25 + 7, 30, "soft", normalization=normalization, generator=torch.Generator().manual_seed(seed))
+        b = select(scores * 25 + 7, 30, "soft", normalization=normalization,
+                   generator=torch.Generator().manual_seed(seed))
         assert torch.equal(a, b)
     # softmax, by contrast, becomes much peakier when losses are 25x larger.
     a = select(scores, 30, "soft", generator=torch.Generator().manual_seed(0))
@@ -255,5 +263,5 @@ def test_full_data_is_a_strategy_with_a_full_plan():
     assert all(e.kind == FULL for e in plan.epochs) and plan.work_fraction == 1.0
     teacher = Teacher(plan, build_strategy("none"), seed=0)
     assert [teacher.subset_for_epoch(e, 0) for e in plan.epochs] == [None] * 4 and teacher.history == []
-    with pytest.raises(ValueError, match="unknown selection strategy 'best'"):
+    with pytest.raises(ValueError, match="unknown selection strategy"):
         build_plan(num_samples=10, epochs=4, strategy="best")

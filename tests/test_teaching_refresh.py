@@ -89,11 +89,11 @@ def test_refresh_rescores_the_stalest_and_records_ages():
     teacher.subset_for_epoch(plan.epochs[1], step=4)
     assert set(log[-1]) <= set(range(10)) and len(log[-1]) == 5  # the 5 stalest are among the 10 oldest
     record = teacher.history[-1]
-    assert record["score_source"] == "training" and record["samples_scored"] == 5
-    assert record["refresh_decision"] == "uncapped" and record["refresh_requested"] == 5
+    assert record.score_source == "training" and record.samples_scored == 5
+    assert record.refresh_decision == "uncapped" and record.refresh_requested == 5
     # A training step's score is stamped with the update it feeds (step + 1). Ages at step 4: five refreshed (0),
     # five from the step-0 training (3), ten from the step-3 training (0).
-    assert record["score_age_max"] == 3 and record["score_age_mean"] == pytest.approx(5 * 3 / 20)
+    assert record.score_age_max == 3 and record.score_age_mean == pytest.approx(5 * 3 / 20)
 
 
 def test_budget_arithmetic_within_shrunk_skipped_uncapped():
@@ -118,17 +118,17 @@ def test_cap_shrinks_the_refresh_to_its_stalest_part_and_then_skips():
     teacher.observe(torch.arange(n), torch.arange(float(n)), torch.ones(n), step=0)
     teacher.observe(torch.arange(20, 40), torch.arange(20.0, 40.0), torch.ones(20), step=1)
     teacher.subset_for_epoch(plan.epochs[1], step=2)
-    assert teacher.history[-1]["refresh_decision"] == "within cap" and len(log[-1]) == n
+    assert teacher.history[-1].refresh_decision == "within cap" and len(log[-1]) == n
     teacher.scoring_seconds = 0.5  # the pass was measured at 0.5 s for 40 samples: 0.0125 s each
     wall["s"] = 12.0  # n <= (0.6 - 0.5) / (0.0125 x 0.95) = 8.4: shrink to the 8 stalest
     teacher.observe(torch.arange(8, 40), torch.arange(8.0, 40.0), torch.ones(32), step=3)
     teacher.subset_for_epoch(plan.epochs[2], step=4)
-    assert teacher.history[-1]["refresh_decision"] == "shrunk by cap" and sorted(log[-1]) == list(range(8))
+    assert teacher.history[-1].refresh_decision == "shrunk by cap" and sorted(log[-1]) == list(range(8))
     teacher.scoring_seconds = 10.0  # far over the cap: the next refresh is skipped, the selection still happens
     passes = len(log)
     assert teacher.subset_for_epoch(plan.epochs[3], step=5) is not None
-    assert teacher.history[-1]["refresh_decision"] == "skipped by cap" and len(log) == passes
-    assert teacher.history[-1]["samples_scored"] == 0
+    assert teacher.history[-1].refresh_decision == "skipped by cap" and len(log) == passes
+    assert teacher.history[-1].samples_scored == 0
 
 
 def test_free_score_state_round_trips_with_ages_and_scoring_time():

@@ -15,6 +15,7 @@ import pytest
 
 from attent_vision.cli.log_file import RunLogFile
 from attent_vision.engine.bars import show_bars
+
 from conftest import compose_train, run_cli
 
 LOG_LINE = re.compile(r"\[\d\d:\d\d:\d\d\]\[(INFO|WARNING)\] ")

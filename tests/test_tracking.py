@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
+from wandb_offline import read_offline_run
 
 from attent_vision.config import register_configs, validate_config
 from attent_vision.engine.tracking import MAX_NAME_CHARS, Tracker, run_name
@@ -19,8 +20,8 @@ from attent_vision.errors import ConfigError
 from attent_vision.finetuning.suite import compose_finetune
 from attent_vision.finetuning.trainer import finetune
 from attent_vision.pretraining.trainer import pretrain
+
 from conftest import TRAIN_CONF_DIR, compose_train
-from wandb_offline import read_offline_run
 
 wandb = pytest.importorskip("wandb")
 

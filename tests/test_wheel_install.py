@@ -16,8 +16,9 @@ from conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-# What the wheel is built from: everything pyproject.toml packages, nothing of the checkout's run folders.
-SOURCES = ["pyproject.toml", "README.md", "attent_vision", "hydra_plugins"]
+# What the wheel is built from: everything pyproject.toml packages (conf/ becomes attent_vision/conf/ in the
+# wheel), nothing of the checkout's run folders.
+SOURCES = ["pyproject.toml", "README.md", "attent_vision", "conf", "hydra_plugins"]
 
 
 def run(args, cwd, env=None):

@@ -101,7 +101,8 @@ def read_offline_run(run_dir: Path) -> OfflineRun:
                 row[_key(item)] = value
                 if isinstance(value, dict):  # media (images, histograms): wandb-core flattens them, older wandb not
                     row.update({f"{_key(item)}/{k}": v for k, v in value.items()})
-            row.setdefault("_step", record.history.step.num)  # wandb-core writes both; the old Python writer only the item
+            # wandb-core writes both; the old Python writer only the item
+            row.setdefault("_step", record.history.step.num)
             run.history.append(row)
         elif kind == "artifact":
             a = record.artifact

@@ -13,9 +13,9 @@ from typing import Callable
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from ..storage import unattributed_error
 from ..errors import UserError
 from ..extras import require_launcher_plugin
+from ..storage import unattributed_error
 from .run_metadata import RunMetadata
 
 log = logging.getLogger("attent_vision")

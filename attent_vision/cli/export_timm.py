@@ -1,6 +1,7 @@
 """Export the encoder of a MultiMAE/MultiViT checkpoint as a timm ``vit_*`` state_dict (safetensors).
 
-    python -m attent_vision.cli.export_timm <checkpoint or run folder> --out encoder.safetensors [--model vit_base_patch16_224]
+    python -m attent_vision.cli.export_timm <checkpoint or run folder> --out encoder.safetensors \
+        [--model vit_base_patch16_224]
     attent-export-timm outputs/default/<run> --out encoder.safetensors
 
 The export is checked before it is written: a timm model (created with pretrained=False, nothing downloaded) must
@@ -76,7 +77,8 @@ def export(checkpoint: str | Path, out: str | Path, model: str | None = None) ->
         raise CheckpointError(f"timm '{name}' did not take the export strictly: missing {sorted(missing)[:5]}, "
                               f"unexpected {result.unexpected_keys[:5]}")
     meta = {"timm_model": name, "create_model_kwargs": json.dumps(kwargs), "source": str(ckpt.path),
-            "note": "no final norm: load with strict=False (norm.* missing); norm=Identity reproduces MultiMAE features"}
+            "note": "no final norm: load with strict=False (norm.* missing); "
+                    "norm=Identity reproduces MultiMAE features"}
     save_safetensors(state, out, metadata=meta)
     return name, kwargs
 

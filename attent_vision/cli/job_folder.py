@@ -1,7 +1,7 @@
 """A multirun job's folder named by what the job was asked to do: ``0_selection=soft,trainer.seed=1``.
 
 Hydra's default ``${hydra.job.num}_<name>`` gives ``0_default``, ``1_default``, ...: nothing in the folder says
-which job is which. ``hydra.sweep.subdir`` in attent_vision/conf/train/train.yaml and conf/finetune/finetune.yaml
+which job is which. ``hydra.sweep.subdir`` in conf/train/train.yaml and conf/finetune/finetune.yaml
 calls the ``job_folder`` resolver with the job's number, its overrides as Hydra joins them
 (``${hydra.job.override_dirname}``: sorted; separators and ``exclude_keys`` under ``hydra.job.config``) and the
 name to use when there are none. What a value may hold that a folder name must not (``/`` in

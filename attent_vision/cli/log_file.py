@@ -1,5 +1,4 @@
-"""The run's log file (``<run>/<job>.log``, configured in
-attent_vision/conf/shared/hydra/job_logging/console.yaml).
+"""The run's log file (``<run>/<job>.log``, configured in conf/shared/hydra/job_logging/console.yaml).
 
 When the disk fills or the folder stops being writable during a run, Python's FileHandler prints a multi-line
 "--- Logging error ---" report with a traceback for every later log line. This handler says what went wrong once,

@@ -7,7 +7,7 @@ log. So each job records its outcome (number, folder, status, error line, exit s
 launcher may run jobs in other processes or on other machines (submitit/SLURM) that share only the file system.
 Only rank 0 of a job writes it.
 
-The :class:`MultirunSummary` callback (``hydra.callbacks.multirun_summary`` in attent_vision/conf/train/train.yaml and
+The :class:`MultirunSummary` callback (``hydra.callbacks.multirun_summary`` in conf/train/train.yaml and
 conf/finetune/finetune.yaml) clears those files when a multirun starts (a rerun into the same sweep folder must not
 report the previous run's jobs), and when it ends reads them and prints one line to stderr:
 ``all 3 jobs completed`` or ``2 of 3 jobs failed: multirun/<date>/0_trainer.seed=-5 (failed: <error>), ...``.

@@ -2,8 +2,8 @@
 
 Hydra creates the run folder, then opens the log file and writes ``.hydra/`` before our job starts, so a read-only
 folder, a run folder path running through a file, or a full disk would fail inside Hydra with a traceback. This
-callback (``hydra.callbacks.run_folder`` in attent_vision/conf/train/train.yaml and conf/finetune/finetune.yaml) runs before those writes and
-says what is wrong in one line (storage.py), with exit status 2, like every other user error.
+callback (``hydra.callbacks.run_folder`` in conf/train/train.yaml and conf/finetune/finetune.yaml) runs before those
+writes and says what is wrong in one line (storage.py), with exit status 2, like every other user error.
 """
 
 import sys
@@ -13,8 +13,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from ..storage import check_writable
 from ..errors import StorageError, UserError
+from ..storage import check_writable
 
 
 class RunFolderCheck(Callback):

@@ -9,12 +9,12 @@ that never held an accepted run keeps the refused invocation's files: there is n
 """
 
 import logging
-import os
 import shutil
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 
+from ..atomic_files import atomic_write
 from ..storage import writing
 
 log = logging.getLogger("attent_vision")
@@ -24,9 +24,8 @@ ACCEPTED = "accepted"
 
 def _copy(source: Path, target: Path) -> None:
     """Copy through a temporary name: a reader never sees half a file."""
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    with open(source, "rb") as src, atomic_write(target) as dst:
+        shutil.copyfileobj(src, dst)
 
 
 class RunMetadata:

@@ -14,6 +14,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from ..errors import ConfigError
+from ..registry import import_extensions
 from .finetune import FinetuneConfig, validate_finetune_config
 from .pretrain import TrainConfig, validate_train_config
 from .schema_keys import EXTRA_KEY, find_unknown, unknown_keys
@@ -35,6 +36,9 @@ def register_configs(*stages: str) -> None:
 def validate_config(cfg: DictConfig, stage: str) -> None:
     """Entry-point validation for ``stage`` in (pretrain, finetune): raises a ConfigError naming the key."""
     check_known_keys(cfg, stage)
+    # The user's extension modules register their scores, strategies, datasets and task kinds before any check
+    # looks a name up in a registry (attent_vision/registry.py).
+    import_extensions(list(cfg.get("extensions") or ()))
     VALIDATORS[stage](cfg)
 
 

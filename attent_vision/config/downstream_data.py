@@ -1,6 +1,7 @@
-"""The ``data`` schema of fine-tuning (attent_vision/conf/finetune/data/{synthetic_downstream,imagenet_s50_downstream,nyuv2}.yaml).
+"""The ``data`` schema of fine-tuning (conf/finetune/data/*.yaml).
 
-Which dataset serves which task is decided by data/downstream/datasets.py.
+``name`` picks a registered downstream dataset (data/downstream/datasets/, one module each: which task kinds it
+serves, its default splits, how it is read); config/finetune.py looks it up.
 """
 
 from dataclasses import dataclass, field
@@ -8,14 +9,12 @@ from typing import Optional
 
 from ..data.downstream.embedded import SyntheticDownstreamSettings
 
-DOWNSTREAM_DATASETS = ("synthetic", "imagenet_s50", "nyuv2")
-
 
 @dataclass
 class DownstreamDataConfig:
-    name: str = "synthetic"  # synthetic | imagenet_s50 | nyuv2
-    root: Optional[str] = None  # dataset folder (imagenet_s50, nyuv2; the synthetic data has none)
-    cache_dir: Optional[str] = None  # where the synthetic data is generated (null = $ATTENT_VISION_CACHE)
+    name: str = "synthetic"  # a registered downstream dataset (data/downstream/datasets/)
+    root: Optional[str] = None  # the dataset's folder (a generated one, like the synthetic data, has none)
+    cache_dir: Optional[str] = None  # where generated data is written (null = $ATTENT_VISION_CACHE)
     train_split: Optional[str] = None  # null = the task's usual split
     eval_split: Optional[str] = None  # null = the task's usual evaluation split
     num_workers: int = 2  # loader worker processes

@@ -1,21 +1,21 @@
 """The downstream tasks: the one list that the pretraining config (``downstream.tasks``), the fine-tuning suite,
-the report and the benchmarks read. A new task gets a line here and a ``attent_vision/conf/finetune/task/<name>.yaml``."""
+the report and the benchmarks read. A new task gets a line here and a ``conf/finetune/task/<name>.yaml``; what
+its kind measures (the main metric) comes from the task kind (finetuning/task_kinds/)."""
 
 from dataclasses import dataclass
 
-# What each kind of task is ranked by (its best epoch) and reported with.
-MAIN_METRIC = {"cls": "top1", "semseg": "miou", "depth": "delta1"}
+from ..finetuning.task_kinds import TASK_KINDS
 
 
 @dataclass(frozen=True)
 class DownstreamTask:
-    kind: str  # cls | semseg | depth
+    kind: str  # a registered task kind (task.kind): cls, semseg, depth, ...
     column: str  # its column in reports (the paper's Table 3 names)
 
     @property
     def metric(self) -> str:
-        """The main metric's key in a fine-tuning run's ``final`` and ``best`` records."""
-        return f"val_{MAIN_METRIC[self.kind]}"
+        """The main metric's key in a fine-tuning run's ``final`` and ``best`` records (the kind's main metric)."""
+        return f"val_{TASK_KINDS.get(self.kind).main_metric}"
 
 
 DOWNSTREAM_TASKS = {

@@ -1,8 +1,10 @@
-"""The fine-tuning schema (finetune.py, attent_vision/conf/finetune/finetune.yaml) and its range checks.
+"""The fine-tuning schema (finetune.py, conf/finetune/finetune.yaml) and its range checks.
 
-The dataclasses are registered in Hydra's ConfigStore as ``finetune_schema`` (first in attent_vision/conf/finetune/finetune.yaml's
+The dataclasses are registered in Hydra's ConfigStore as ``finetune_schema`` (first in conf/finetune/finetune.yaml's
 defaults), so a typo or a wrongly typed value fails before any work starts. :func:`validate_finetune_config` checks
-what types cannot express and raises a ConfigError naming the key, the value and the rule.
+what types cannot express and raises a ConfigError naming the key, the value and the rule. ``task.kind`` and
+``data.name`` name registered entries (finetuning/task_kinds/, data/downstream/datasets/): the checks that depend
+on the kind read its traits and its own ``config_problems``.
 """
 
 from dataclasses import dataclass, field
@@ -10,13 +12,19 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig
 
-from .common import (CheckpointConfig, LoggerConfig, OptimConfig, TrainerConfig, check_choices, is_pair, require,
-                     validate_common)
-from .downstream_data import DOWNSTREAM_DATASETS, DownstreamDataConfig
-from .downstream_tasks import MAIN_METRIC
-
-TASK_KINDS = tuple(MAIN_METRIC)
-LOSSES = {"cls": ("cross_entropy",), "semseg": ("cross_entropy",), "depth": ("berhu", "l1")}
+from ..data.downstream.datasets import DOWNSTREAM_DATASETS
+from ..finetuning.task_kinds import TASK_KINDS
+from .common import (
+    CheckpointConfig,
+    LoggerConfig,
+    OptimConfig,
+    TrainerConfig,
+    check_choices,
+    is_pair,
+    require,
+    validate_common,
+)
+from .downstream_data import DownstreamDataConfig
 
 
 @dataclass
@@ -67,7 +75,7 @@ class HeadConfig:
 @dataclass
 class TaskConfig:
     name: str = "imagenet_s50_cls"
-    kind: str = "cls"
+    kind: str = "cls"  # a registered task kind (finetuning/task_kinds/): what the task is, fixed per task
     num_classes: Optional[int] = None
     in_domains: list[str] = field(default_factory=lambda: ["rgb"])
     loss: str = "cross_entropy"
@@ -116,47 +124,44 @@ class FinetuneConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     experiment_name: str = "finetune"
     extra: dict[str, Any] = field(default_factory=dict)  # the user's own keys (+extra.note=...): kept, never read
+    extensions: list[str] = field(default_factory=list)  # modules imported first: they register scores, datasets...
 
 
 CHOICES = {
-    "task.kind": TASK_KINDS,
     "task.depth_protocol": ("standard", "multimae"),
     "task.mixup.mode": ("batch", "pair", "elem"),
     "task.augment.mode": ("lsj", "short_side_crop"),
     "task.augment.interpolation": ("bilinear", "bicubic", "random"),
-    "data.name": DOWNSTREAM_DATASETS,
 }
 
 
 def validate_finetune_config(cfg: DictConfig) -> None:
     """Raise ConfigError (key, value, rule) for values the schema's types let through."""
-    from ..models.factory import parse_model_name
     from ..models.domains import FINETUNE_INPUT_DOMAINS
+    from ..models.factory import parse_model_name
 
     validate_common(cfg)
     check_choices(cfg, CHOICES)
-    require(cfg.data.name != "synthetic" or cfg.data.root is None, "data.root", cfg.data.root,
-            "the embedded synthetic data (data=synthetic_downstream, the default) is generated, not read from a "
-            "folder; to fine-tune on your data add data=imagenet_s50_downstream or data=nyuv2, or to choose where "
-            "the synthetic data is cached set data.cache_dir=... (or $ATTENT_VISION_CACHE)")
+    dataset = DOWNSTREAM_DATASETS.get(cfg.data.name)  # an unknown name: one line listing the registered ones
+    require(dataset.reads_root or cfg.data.root is None, "data.root", cfg.data.root,
+            f"data.name={cfg.data.name} ({dataset.description}) is generated, not read from a folder; to fine-tune "
+            "on your data choose a data= config that reads one (e.g. data=imagenet_s50_downstream, data=nyuv2), or "
+            "to choose where generated data is cached set data.cache_dir=... (or $ATTENT_VISION_CACHE)")
     t, m, o, tr = cfg.task, cfg.model, cfg.optim, cfg.trainer
-    require(t.loss in LOSSES[t.kind], "task.loss", t.loss, f"a {t.kind} task takes one of {list(LOSSES[t.kind])}")
+    kind = TASK_KINDS.get(t.kind)
+    require(t.loss in kind.losses, "task.loss", t.loss, f"a {t.kind} task takes one of {list(kind.losses)}")
     require(t.num_classes is None or t.num_classes >= 2, "task.num_classes", t.num_classes, "must be >= 2 or null")
-    require(t.kind == "cls" or t.num_classes is not None or t.kind == "depth", "task.num_classes", t.num_classes,
-            "a segmentation task needs its class count (NYUv2: 40)")
     require(len(t.in_domains) >= 1 and all(d in FINETUNE_INPUT_DOMAINS for d in t.in_domains),
             "task.in_domains", list(t.in_domains), f"a non-empty list of {list(FINETUNE_INPUT_DOMAINS)}")
-    require(t.kind != "depth" or "depth" not in t.in_domains, "task.in_domains", list(t.in_domains),
-            "depth estimation cannot take depth as an input")
-    require(t.kind != "cls" or list(t.in_domains) == ["rgb"], "task.in_domains", list(t.in_domains),
-            "classification data (ImageNet-S50) has rgb only")
+    for key, value, rule in kind.config_problems(cfg):  # what this kind refuses beyond its traits
+        raise_config(key, value, rule)
     require(all(d in t.in_domains for d in t.head.main_tasks) and len(t.head.main_tasks) >= 1, "task.head.main_tasks",
             list(t.head.main_tasks), f"must be a non-empty subset of task.in_domains={list(t.in_domains)}")
     require(0 <= t.label_smoothing < 1, "task.label_smoothing", t.label_smoothing, "must be in [0, 1)")
     require(t.mixup.mixup_alpha >= 0 and t.mixup.cutmix_alpha >= 0, "task.mixup.mixup_alpha", t.mixup.mixup_alpha,
             "mixup and cutmix alphas must be >= 0 (0 = off)")
-    require(t.kind == "cls" or (t.mixup.mixup_alpha == 0 and t.mixup.cutmix_alpha == 0), "task.mixup.mixup_alpha",
-            t.mixup.mixup_alpha, "mixup/cutmix apply to classification only")
+    require(kind.mixup or (t.mixup.mixup_alpha == 0 and t.mixup.cutmix_alpha == 0), "task.mixup.mixup_alpha",
+            t.mixup.mixup_alpha, f"mixup/cutmix apply only to the task kinds {mixup_kinds()}")
     a = t.augment
     require(is_pair(a.crop_scale, lambda v: v > 0) and a.crop_scale[1] <= 1, "task.augment.crop_scale",
             list(a.crop_scale), "must be [min, max] with 0 < min <= max <= 1")
@@ -195,10 +200,14 @@ def validate_finetune_config(cfg: DictConfig) -> None:
     require(o.warmup_lr >= 0, "optim.warmup_lr", o.warmup_lr, "must be >= 0")
 
     require(tr.epochs >= 0, "trainer.epochs", tr.epochs, "must be >= 0 (0 = evaluate init_from only)")
-    require(t.kind != "cls" or t.mixup.mixup_alpha + t.mixup.cutmix_alpha == 0 or tr.batch_size % 2 == 0,
+    require(t.mixup.mixup_alpha + t.mixup.cutmix_alpha == 0 or tr.batch_size % 2 == 0,
             "trainer.batch_size", tr.batch_size, "mixup/cutmix (timm) need an even batch size")
     require(tr.epochs >= 1 or cfg.init_from, "trainer.epochs", tr.epochs,
             "evaluation only (epochs=0) needs init_from=<a fine-tuned checkpoint>")
+
+
+def mixup_kinds() -> list[str]:
+    return [name for name, kind in TASK_KINDS.items() if kind.mixup]
 
 
 def raise_config(key, value, rule):

@@ -1,6 +1,6 @@
-"""The pretraining schema (train.py, attent_vision/conf/train/train.yaml) and its range checks.
+"""The pretraining schema (train.py, conf/train/train.yaml) and its range checks.
 
-``TrainConfig`` is registered in Hydra's ConfigStore as ``train_schema`` and sits first in attent_vision/conf/train/train.yaml's
+``TrainConfig`` is registered in Hydra's ConfigStore as ``train_schema`` and sits first in conf/train/train.yaml's
 defaults, so an unknown key or a wrongly typed value fails before any work starts. :func:`validate_train_config`
 checks what types cannot express and raises a ConfigError naming the key, the value and the rule.
 """
@@ -11,9 +11,10 @@ from typing import Any, Optional
 from omegaconf import DictConfig
 
 from ..data.pretrain.embedded import SyntheticSettings
+from ..data.pretrain.kinds import PRETRAIN_DATASETS
 from ..errors import ConfigError
-from ..teaching.settings import IntervalConfig, RatioConfig, SelectionConfig, TeachingConfig
 from ..teaching.scores import SCORES
+from ..teaching.settings import IntervalConfig, RatioConfig, SelectionConfig, TeachingConfig
 from ..teaching.strategies import STRATEGIES
 from .common import CheckpointConfig, LoggerConfig, OptimConfig, TrainerConfig, check_choices, require, validate_common
 from .downstream_tasks import DOWNSTREAM_TASKS
@@ -99,15 +100,10 @@ class TrainConfig:
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     experiment_name: str = "default"
     extra: dict[str, Any] = field(default_factory=dict)  # the user's own keys (+extra.note=...): kept, never read
+    extensions: list[str] = field(default_factory=list)  # modules imported first: they register scores, datasets...
 
-
-# The synthetic data is generated, never read from a folder: a data.root given with it is a mistake either way.
-SYNTHETIC_HAS_NO_ROOT = ("the embedded synthetic data (data=synthetic, the default) is generated, not read from a "
-                         "folder; to train on your data add data=folder, or to choose where the synthetic data is "
-                         "cached set data.cache_dir=... (or $ATTENT_VISION_CACHE)")
 
 CHOICES = {
-    "data.name": ("synthetic", "folder"),
     "data.cache": ("none", "memory"),
     "optim.name": ("adamw",),
     "optim.fused": ("auto", "true", "false"),
@@ -116,7 +112,6 @@ CHOICES = {
     "selection.normalization": ("softmax", "sigmoid", "zscore", "rank"),
     "teaching.scoring_view": ("deterministic", "paper"),
     "teaching.score_source": ("pass", "training"),
-    "teaching.score": tuple(SCORES),
     "selection.reweight": ("none", "unbiased"),
 }
 
@@ -127,7 +122,8 @@ def validate_train_config(cfg: DictConfig) -> None:
     from ..models.factory import parse_model_name
 
     validate_common(cfg)
-    check_choices(cfg, CHOICES | {"selection.strategy": tuple(STRATEGIES)})
+    # Registries are read when the config is checked, after the user's extensions registered their entries
+    check_choices(cfg, CHOICES | {"selection.strategy": tuple(STRATEGIES), "teaching.score": tuple(SCORES)})
     try:
         parse_model_name(cfg.model.name)
         check_domains(list(cfg.model.in_domains), list(cfg.model.out_domains))
@@ -158,16 +154,17 @@ def validate_train_config(cfg: DictConfig) -> None:
             "must be >= 1 or null")
 
     d = cfg.data
-    require(d.name == "synthetic" or d.root, "data.root", d.root,
-            "set data.root=/path/to/dataset (the folder holding <split>/<modality>/<class>/...)")
-    require(d.name != "synthetic" or d.root is None, "data.root", d.root, SYNTHETIC_HAS_NO_ROOT)
+    kind = PRETRAIN_DATASETS.get(d.name)  # the registered kinds (data/pretrain/kinds/), the user's extensions too
+    require(not kind.takes_root or d.root, "data.root", d.root, kind.missing_root)
+    require(kind.takes_root or d.root is None, "data.root", d.root, kind.unexpected_root)
     require(len(d.crop_scale) == 2 and 0 < d.crop_scale[0] <= d.crop_scale[1] <= 1, "data.crop_scale",
             list(d.crop_scale), "must be [min, max] with 0 < min <= max <= 1")
     require(len(d.crop_ratio) == 2 and 0 < d.crop_ratio[0] <= d.crop_ratio[1], "data.crop_ratio",
             list(d.crop_ratio), "must be [min, max] with 0 < min <= max")
     require(0 <= d.hflip_prob <= 1, "data.hflip_prob", d.hflip_prob, "must be in [0, 1]")
     s = d.synthetic
-    require(s.num_train >= 1 and s.num_val >= 1, "data.synthetic.num_train", s.num_train, "both splits need >= 1 sample")
+    require(s.num_train >= 1 and s.num_val >= 1, "data.synthetic.num_train", s.num_train,
+            "both splits need >= 1 sample")
     require(s.image_size is None or s.image_size >= 8, "data.synthetic.image_size", s.image_size,
             "must be >= 8 or null (null = 5/4 of model.image_size)")
     require(1 <= s.num_classes <= 10, "data.synthetic.num_classes", s.num_classes, "must be in [1, 10]")
@@ -191,7 +188,8 @@ def validate_teaching_config(cfg: DictConfig) -> None:
     require(i.initial_interval >= 1, "interval.initial_interval", i.initial_interval, "must be >= 1")
     require(i.max_interval >= i.initial_interval, "interval.max_interval", i.max_interval,
             f"must be >= interval.initial_interval={i.initial_interval}")
-    require(s.temperature > 0, "selection.temperature", s.temperature, "must be > 0 (small = hard top-k, large = uniform)")
+    require(s.temperature > 0, "selection.temperature", s.temperature,
+            "must be > 0 (small = hard top-k, large = uniform)")
     require(t.total_cycles >= 1, "teaching.total_cycles", t.total_cycles, "must be >= 1")
     require(t.scoring_batch_size is None or t.scoring_batch_size >= 1, "teaching.scoring_batch_size",
             t.scoring_batch_size, "must be >= 1 or null")
@@ -241,7 +239,7 @@ def validate_teaching_config(cfg: DictConfig) -> None:
     if t.normalize_free_scores and strategy.needs_scores:
         require(t.score_source == "training" or strategy.free_scores_only, "teaching.normalize_free_scores",
                 t.normalize_free_scores, "normalises free scores; add teaching.score_source=training")
-        require(t.score == "loss", "teaching.normalize_free_scores", t.normalize_free_scores,
+        require(SCORES[t.score].relative_to_loss_level, "teaching.normalize_free_scores", t.normalize_free_scores,
                 f"normalises loss scores (ratios to the loss level), not teaching.score={t.score}; use one of the two")
     free = t.score_source == "training" or strategy.free_scores_only
     require(not (t.shared_mask and strategy.needs_scores and free), "teaching.shared_mask", t.shared_mask,

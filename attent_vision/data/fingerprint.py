@@ -15,8 +15,10 @@ The record keeps the sample and file counts, the total size, a SHA-256 over the 
 equal means the same data), and a CRC-32 per file of its path, and of its whole entry (8 bytes a file: 30 MB for
 ImageNet's 1.28 M samples x 3 modalities), only to say which files changed when the digests differ.
 
-Any dataset whose ``samples`` list its files works: the pretraining folder (``Sample.paths``), the fine-tuning
-datasets (a path, a tuple of path and label, a dict of paths per modality).
+Any dataset whose ``samples`` list its files, beside the ``root`` they are relative to, works: the pretraining folder
+(``Sample.paths``), the fine-tuning datasets (a path, a tuple of path and label, a dict of paths per modality), a
+pretraining dataset kind's own sample source (data/pretrain/source.py says what it may offer). One without them has
+no fingerprint: nothing is compared.
 """
 
 import hashlib

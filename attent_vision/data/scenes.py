@@ -164,7 +164,8 @@ def scene_specs(count: int, rng: np.random.Generator, max_objects: int, max_nois
         dup = int(rng.integers(i)) if i > 0 and rng.random() < duplicate_fraction else -1
         # Noise level: most scenes clean, a tail of very noisy ones.
         noise = float(max_noise * rng.random() ** 3)
-        specs.append(SceneSpec(num_objects=int(rng.integers(1, max_objects + 1)), noise=round(noise, 4), duplicate_of=dup))
+        specs.append(SceneSpec(num_objects=int(rng.integers(1, max_objects + 1)), noise=round(noise, 4),
+                               duplicate_of=dup))
     return specs
 
 

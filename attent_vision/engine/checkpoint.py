@@ -16,7 +16,6 @@ read). A file written with torch's ``compute_crc32`` off has no CRCs; it loads u
 """
 
 import logging
-import os
 import re
 import shutil
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from ..atomic_files import temp_file_beside
+from ..atomic_files import atomic_write
 from ..errors import CheckpointError, UnreadableCheckpoint
 from ..models.convert import read_checkpoint
 from ..storage import writing
@@ -88,17 +87,8 @@ def atomic_torch_save(obj, path: Path) -> None:
     earlier ``path`` kept."""
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = temp_file_beside(path)  # the mode of an ordinary file, not mkstemp's 0600
-        try:
-            with os.fdopen(fd, "wb") as f, _with_checksums():
-                torch.save(obj, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic_write(path) as f, _with_checksums():
+            torch.save(obj, f)
 
 
 def save_weights(path: Path, model: torch.nn.Module, config: dict) -> None:
@@ -216,6 +206,7 @@ class CheckpointManager:
 # has them open or has just written them (the earlier run's command, .hydra/accepted/, is copied along instead).
 RUN_OUTPUTS = ("checkpoints", "results.json", "config.yaml", "pretrained.pth", "finetuned.pth",
                "selections.npz",  # pretraining/sample_record.py
+               "reference",  # learnability's reference model's own run (pretraining/reference_stage.py)
                "reconstructions", "downstream", "wandb_id.txt", "wandb")
 ACCEPTED_COMMAND = Path(".hydra") / "accepted"  # cli/run_metadata.py: the Hydra files of the run's own command
 

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from ..data.skipping import nothing_loaded
 from ..errors import ConfigError, UserError
+from ..storage import unattributed_error, writing
 from .bars import console_logs_above_bars, progress_bar, show_bars
 from .checkpoint import CheckpointManager
 from .console import format_metrics, format_seconds
@@ -26,17 +27,18 @@ from .loaders import make_loader, shut_down_workers
 from .nonfinite import Divergence, NonFiniteGuard
 from .preemption import StopRequested
 from .provenance import provenance
-from .run_lock import RunFolderLock
 from .run_checkpoints import RunCheckpoints
+from .run_lock import RunFolderLock
 from .run_record import RunRecord, tracker_metrics
 from .runtime import configure_backends, grad_scaler, resolve_precision, wrap_model
 from .sampler import EpochBatchSampler, step_shapes
-from .stage import StageHooks
-from ..storage import unattributed_error, writing
+from .stage import StageHooks, StoppedInHook
 from .timers import PhaseTimer
 from .tracking import Tracker
 
 log = logging.getLogger(__name__)
+
+STOPPED_EARLY = "stopped_early"  # the history entry of the epoch after which the stage ended training (training_done)
 
 
 class Trainer(StageHooks, RunRecord, RunCheckpoints):
@@ -163,6 +165,8 @@ class Trainer(StageHooks, RunRecord, RunCheckpoints):
                         interrupted, diverged = self._run_epochs(), None
                 except Divergence as e:
                     interrupted, diverged = False, e
+                except StoppedInHook:  # stopped inside a hook's own run (engine/stage.py): no checkpoint of ours
+                    interrupted, diverged = True, None
                 # Inside the handler below: the final writes (weights, figures, selections, results.json) meet a
                 # full disk as often as the checkpoints do, and the run must not be left saying "running".
                 return self.finish(interrupted, diverged)
@@ -195,6 +199,8 @@ class Trainer(StageHooks, RunRecord, RunCheckpoints):
             if self.num_epochs == 0:  # evaluation only
                 self.after_epoch(-1, True, p.initial)
                 self.record_epoch(-1, {}, p.initial)
+        if p.history and p.history[-1].get(STOPPED_EARLY):  # resumed from the checkpoint of an early stop
+            return False
         for epoch in range(p.epoch, self.num_epochs):
             start_step = p.step_in_epoch
             self.sampler.set_epoch(epoch, self.epoch_pool(epoch, resuming=start_step > 0), start_step)
@@ -217,8 +223,13 @@ class Trainer(StageHooks, RunRecord, RunCheckpoints):
             metrics = self.evaluate() if last or (every and (epoch + 1) % every == 0) else {}
             self.after_epoch(epoch, last, metrics)
             self.record_epoch(epoch, stats, metrics)
-            if last or (cfg.checkpoint.every_epochs and (epoch + 1) % cfg.checkpoint.every_epochs == 0):
+            early = self.training_done(epoch, {**stats, **metrics}) and not last  # the stage's early stop
+            if early:
+                p.history[-1][STOPPED_EARLY] = True  # in the checkpoint below: a resumed run trains no more
+            if last or early or (cfg.checkpoint.every_epochs and (epoch + 1) % cfg.checkpoint.every_epochs == 0):
                 self.save()
+            if early:
+                return False
             if self.stop_requested():
                 return True
         return False

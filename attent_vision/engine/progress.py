@@ -1,4 +1,5 @@
-"""Where a run is: the typed record that checkpoints save and resumed runs continue from."""
+"""Where a run is: the typed record that checkpoints save and resumed runs continue from. A stage that keeps more
+extends it (pretraining/work.py's PretrainProgress, finetuning/progress.py's FinetuneProgress)."""
 
 from dataclasses import asdict, dataclass, field, fields
 
@@ -44,11 +45,3 @@ class Progress:
         self.bad_indices += new_indices
         self.bad_samples += len(new_indices)
         self.bad_examples = (self.bad_examples + new_messages)[:keep]
-
-
-@dataclass
-class FinetuneProgress(Progress):
-    """Fine-tuning adds the best epoch so far and the trivial baseline (computed once, on the first evaluation)."""
-
-    best: dict = field(default_factory=dict)
-    baseline: dict = field(default_factory=dict)

@@ -8,11 +8,10 @@ evaluation metrics (``val_loss`` in pretraining; ``val_top1``, ``val_miou``, ``v
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..atomic_files import temp_file_beside
+from ..atomic_files import atomic_write
 from ..errors import UserError
 from ..storage import writing
 
@@ -75,17 +74,9 @@ def write_json_atomic(data: dict, path: str | Path) -> None:
     or an unwritable folder is a StorageError naming ``path``; the temporary file is removed, an earlier file kept."""
     path = Path(path)
     data = finite_or_null(json.loads(json.dumps(data, default=float)))
-    with writing(path):
-        fd, tmp = temp_file_beside(path)  # 0644 under umask 022, as collaborators expect
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f, indent=2, sort_keys=False, allow_nan=False)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+    with writing(path), atomic_write(path, "w") as f:  # 0644 under umask 022, as collaborators expect
+        json.dump(data, f, indent=2, sort_keys=False, allow_nan=False)
+        f.write("\n")
 
 
 class IncompleteResults(UserError, ValueError):

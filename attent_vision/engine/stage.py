@@ -3,6 +3,8 @@
 A stage subclasses :class:`~attent_vision.engine.loop.Trainer`; ``setup`` must set ``self.model`` (on the
 device), ``self.train_dataset`` (items keyed by ``(index, epoch, weight)``, see engine/sampler.py) and
 ``self.num_epochs``; ``build_optimization`` and ``step_loss`` are required; every other hook has a default.
+A hook that runs a whole run of its own (learnability's reference model) and is stopped inside it raises
+:class:`StoppedInHook`.
 """
 
 import torch
@@ -12,12 +14,22 @@ from .run_identity import OUTSIDE_THE_COMPUTATION
 from .sampler import StepShape
 
 
+class StoppedInHook(Exception):
+    """Raised by a stage hook whose own work was stopped by a signal or ``trainer.stop_after_steps`` after saving
+    a checkpoint of its own (learnability's reference model, a run inside the run: pretraining/reference_stage.py).
+    The stage's state is then half-way through the hook, so the core saves no checkpoint: the run ends as
+    interrupted, and a rerun resumes from its last checkpoint (and the hook's work from its own)."""
+
+
 class StageHooks:
     stage = ""  # pretrain | finetune: results.json "stage"
     # Config keys (dotted, or whole sections) a resumed run may change; every other key must equal the checkpoint's:
-    # those outside the computation (engine/run_identity.py), what runs after training or only at its start, and
-    # the user's own keys (``extra``: labels, which the report still tells apart).
-    resume_may_differ: tuple[str, ...] = OUTSIDE_THE_COMPUTATION + ("downstream", "model.init_from", "probe", "extra")
+    # those outside the computation (engine/run_identity.py), the user's own keys (``extra``: labels, which the
+    # report still tells apart) and ``extensions``: modules are code, like the package's own, which a resume does
+    # not compare either (what they register is chosen by keys that must match: teaching.score, task.kind, ...),
+    # and checkpoints written before the key existed lack it. A stage adds its own: what runs after training or only
+    # at its start.
+    resume_may_differ: tuple[str, ...] = OUTSIDE_THE_COMPUTATION + ("extra", "extensions")
     progress_type = Progress  # the typed progress record (a stage may extend it)
     drop_last = False  # full global batches only (batch-mean losses); else a short last batch
     evaluate_at_start = False  # evaluate before the first step (the reference point of "it learned")
@@ -55,6 +67,15 @@ class StageHooks:
 
     def epoch_label(self, epoch: int) -> str:
         return ""
+
+    def training_done(self, epoch: int, metrics: dict) -> bool:
+        """Whether training ends after ``epoch`` (0-based, just completed), before the planned ``num_epochs``: an
+        early stop (the reference model's plateau). Asked on every rank after the epoch's evaluation, bookkeeping
+        and record, with ``metrics`` = its training statistics (train_loss ..., summed over ranks) and evaluation
+        metrics; every rank must answer alike. True: the core marks the epoch's history entry ``stopped_early``,
+        saves a checkpoint and finishes the run as completed; a run resumed from that checkpoint trains no more.
+        State the answer depends on belongs in ``extra_state``, so a resumed run answers as an uninterrupted one."""
+        return False
 
     def after_epoch(self, epoch: int, last: bool, metrics: dict) -> None:
         """Stage bookkeeping after an epoch's evaluation (figures, best epoch)."""

@@ -23,15 +23,15 @@ from pathlib import Path
 
 import torch
 
-from ..engine.results import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, read_results
-from ..storage import reading
 from ..engine.checkpoint import verify_checksums
+from ..engine.results import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, read_results
 from ..errors import CheckpointError, UnreadableCheckpoint
 from ..models.convert import LoadReport, extract_state_dict, load_weights, read_checkpoint
 from ..models.factory import SIZES, parse_model_name
 from ..models.heads import fill_duplicate_registrations
 from ..models.timm_layout import is_timm_vit_state, timm_to_multivit
 from ..processes import process_runs
+from ..storage import reading
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,13 @@
-"""Fine-tuning objectives: classification (timm's label-smoothing / soft-target cross-entropy, the latter for
-mixup/cutmix), segmentation (cross-entropy ignoring label 255) and depth (masked BerHu or L1 on valid pixels)."""
+"""Fine-tuning objectives of the built-in task kinds (task_kinds/): classification (timm's label-smoothing /
+soft-target cross-entropy, the latter for mixup/cutmix), segmentation (cross-entropy ignoring label 255) and depth
+(masked BerHu or L1 on valid pixels). Each is callable(output float32, target, valid or None) -> scalar."""
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 
-SEG_IGNORE_INDEX = 255
+from ..metrics import SEG_IGNORE_INDEX
 
 
 def masked_berhu(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, threshold: float = 0.2) -> torch.Tensor:
@@ -26,24 +27,20 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> 
     return diff.abs().mean() if diff.numel() else pred.sum() * 0.0
 
 
-class FinetuneLoss(nn.Module):
-    """loss(output, batch) for one task kind. Classification targets may be mixup soft targets (B x C)."""
+class ClassificationLoss:
+    """Cross-entropy on logits B x C; targets are labels B, or soft targets B x C with mixup."""
 
-    def __init__(self, kind: str, loss: str, label_smoothing: float = 0.0, mixup: bool = False):
-        super().__init__()
-        self.kind, self.loss = kind, loss
-        if kind == "cls":
-            # With mixup, timm's Mixup already folds label smoothing into the soft targets.
-            self.criterion = SoftTargetCrossEntropy() if mixup else (
-                LabelSmoothingCrossEntropy(label_smoothing) if label_smoothing > 0 else nn.CrossEntropyLoss())
+    def __init__(self, label_smoothing: float = 0.0, mixup: bool = False):
+        # With mixup, timm's Mixup already folds label smoothing into the soft targets.
+        self.criterion = SoftTargetCrossEntropy() if mixup else (
+            LabelSmoothingCrossEntropy(label_smoothing) if label_smoothing > 0 else nn.CrossEntropyLoss())
 
-    def forward(self, output: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        output = output.float()
-        if self.kind == "cls":
-            return self.criterion(output, target)
-        if self.kind == "semseg":
-            if not bool((target != SEG_IGNORE_INDEX).any()):
-                return output.sum() * 0.0  # cross_entropy would return NaN (a mean over no pixels)
-            return F.cross_entropy(output, target, ignore_index=SEG_IGNORE_INDEX)
-        fn = masked_berhu if self.loss == "berhu" else masked_l1
-        return fn(output, target, valid)
+    def __call__(self, output: torch.Tensor, target: torch.Tensor, valid=None) -> torch.Tensor:
+        return self.criterion(output, target)
+
+
+def segmentation_loss(output: torch.Tensor, target: torch.Tensor, valid=None) -> torch.Tensor:
+    """Cross-entropy over the labelled pixels: logits B x C x H x W, labels B x H x W (255 ignored)."""
+    if not bool((target != SEG_IGNORE_INDEX).any()):
+        return output.sum() * 0.0  # cross_entropy would return NaN (a mean over no pixels)
+    return F.cross_entropy(output, target, ignore_index=SEG_IGNORE_INDEX)

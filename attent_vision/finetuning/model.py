@@ -1,34 +1,22 @@
-"""The fine-tuning model: a MultiViT encoder with the task's head, initialised from ``init_from``."""
+"""The fine-tuning model: a MultiViT encoder with the head of the task's kind, initialised from ``init_from``."""
 
 import logging
 
 from ..errors import CheckpointError
 from ..models import create_model
 from .init import check_requested_model, infer_encoder_spec, load_init_weights, read_init_checkpoint
+from .task_kinds import TASK_KINDS, TaskKind
 
 log = logging.getLogger(__name__)
 
 
-def head_options(cfg, num_classes: int | None, patch_size: int) -> dict:
-    """The ``heads`` argument of MultiViT for the task."""
-    t, h = cfg.task, cfg.task.head
-    if t.kind == "cls":
-        return {"cls": dict(num_classes=num_classes, mean_pooling=h.mean_pooling, init_scale=h.init_scale)}
-    if t.kind == "semseg":
-        # Default: an H/4 x W/4 feature map, as the reference's 16 predictions per 16-pixel patch.
-        ppp = h.preds_per_patch or max(1, (patch_size // 4) ** 2)
-        return {"semseg": dict(num_classes=num_classes, embed_dim=h.embed_dim, preds_per_patch=ppp, depth=h.depth,
-                               main_tasks=tuple(h.main_tasks))}
-    return {"depth": dict(num_channels=1, hooks=list(h.hooks) if h.hooks else None,
-                          layer_dims=list(h.layer_dims) if h.layer_dims else None, feature_dim=h.feature_dim,
-                          main_tasks=tuple(h.main_tasks))}
-
-
-def build_finetune_model(cfg, num_classes: int | None):
-    """MultiViT + task head, initialised from ``cfg.init_from`` (or from scratch, with a warning).
+def build_finetune_model(cfg, num_classes: int | None, kind: TaskKind | None = None):
+    """MultiViT + the head of the task's kind (``kind``: the registered kind bound to ``cfg.task``; looked up when
+    not given), initialised from ``cfg.init_from`` (or from scratch, with a warning).
 
     Returns (model, init record for results.json)."""
     m, t = cfg.model, cfg.task
+    kind = kind or TASK_KINDS.get(t.kind)(t)
     ckpt = read_init_checkpoint(cfg.init_from) if cfg.init_from else None
     if ckpt is not None:
         spec = infer_encoder_spec(ckpt)
@@ -44,8 +32,9 @@ def build_finetune_model(cfg, num_classes: int | None):
     if m.image_size % patch:
         raise CheckpointError(f"model.image_size={m.image_size} is not a multiple of the checkpoint's patch size "
                               f"{patch}; choose an image size divisible by {patch}")
+    heads = {kind.head: kind.head_options(num_classes, patch)}
     model = create_model(name, in_domains=list(t.in_domains), image_size=m.image_size,
-                         drop_path_rate=m.drop_path_rate, heads=head_options(cfg, num_classes, patch), **kwargs)
+                         drop_path_rate=m.drop_path_rate, heads=heads, **kwargs)
     record = {"init_from": str(ckpt.path) if ckpt else None, "model": name, "patch_size": patch}
     if ckpt is not None:
         report, decoders = load_init_weights(model, ckpt)

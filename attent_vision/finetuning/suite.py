@@ -5,7 +5,7 @@ turns a Table-3 pretraining run into a complete row).
     results = run_finetune_suite("outputs/default/<run>", ["imagenet_s50_cls", "nyuv2_seg", "nyuv2_depth"],
                                  overrides=["trainer.epochs=5"], out_dir=Path("outputs/default/<run>/downstream"))
 
-Each task is composed from attent_vision/conf/finetune/finetune.yaml exactly as ``python finetune.py task=<task> init_from=<ckpt>
+Each task is composed from conf/finetune/finetune.yaml exactly as ``python finetune.py task=<task> init_from=<ckpt>
 <overrides>`` would be, validated, and run into ``out_dir/<task>/``. A task that fails with a user error (missing
 dataset, bad override) is recorded as failed and the others still run; ``out_dir/downstream.json`` collects every
 task's status, best and final metrics.
@@ -28,10 +28,17 @@ from omegaconf import OmegaConf, open_dict
 from ..conf import FINETUNE_CONF_DIR
 from ..config import register_configs, validate_config
 from ..config.downstream_tasks import DOWNSTREAM_TASKS
-from ..engine.results import (COMPLETED, DIVERGED, FAILED, INTERRUPTED, read_results, stopped_by_signal,
-                              write_json_atomic)
-from ..storage import unattributed_error, writing
+from ..engine.results import (
+    COMPLETED,
+    DIVERGED,
+    FAILED,
+    INTERRUPTED,
+    read_results,
+    stopped_by_signal,
+    write_json_atomic,
+)
 from ..errors import CheckpointError, ConfigError, UserError
+from ..storage import unattributed_error, writing
 
 log = logging.getLogger(__name__)
 

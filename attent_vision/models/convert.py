@@ -82,7 +82,8 @@ def extract_state_dict(ckpt: dict, source: str = "checkpoint") -> dict[str, torc
 
 def _resize_grid_embedding(value: torch.Tensor, target_shape: torch.Size) -> torch.Tensor:
     """(1, D, h, w) -> (1, D, H, W) by bicubic interpolation (position embeddings of another image size)."""
-    return F.interpolate(value.float(), size=tuple(target_shape[-2:]), mode="bicubic", align_corners=False).to(value.dtype)
+    return F.interpolate(value.float(), size=tuple(target_shape[-2:]), mode="bicubic",
+                         align_corners=False).to(value.dtype)
 
 
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> LoadReport:

@@ -213,7 +213,8 @@ class MultiMAE(MultiViTEncoder):
             if d not in task_masks:
                 raise ValueError(f"task_masks has no entry for input modality '{d}' (got {list(task_masks)})")
             if task_masks[d].shape != t.shape[:2]:
-                raise ValueError(f"mask for '{d}' has shape {tuple(task_masks[d].shape)}; expected {tuple(t.shape[:2])}")
+                raise ValueError(f"mask for '{d}' has shape {tuple(task_masks[d].shape)}; "
+                                 f"expected {tuple(t.shape[:2])}")
         # Count visible tokens where the masks live (the CPU, for masks drawn by datasets) before moving them:
         # slicing needs the count on the host, and reading it from GPU memory would stall every step.
         mask_all = torch.cat([task_masks[d].bool() for d in tokens], dim=1)

@@ -100,7 +100,8 @@ class SpatialOutputAdapter(nn.Module):
         self.out_norm = norm(dim)
         self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio))
         self.decoder_transformer = nn.Sequential(
-            *[Block(dim=dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=True, norm_layer=norm) for _ in range(depth)]
+            *[Block(dim=dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=True, norm_layer=norm)
+              for _ in range(depth)]
         )
         self.out_proj = nn.Linear(dim, num_channels * self.patch * self.patch)
         for p in [self.mask_token, *self.task_embeddings.values()]:

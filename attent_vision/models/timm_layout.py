@@ -33,7 +33,8 @@ def multivit_to_timm(state: dict[str, torch.Tensor], modality: str = "rgb") -> d
             "export needs a MultiMAE/MultiViT checkpoint trained with an rgb input"
         )
     if state["global_tokens"].shape[1] != 1:
-        raise CheckpointError(f"timm ViTs have one cls token; this encoder has {state['global_tokens'].shape[1]} global tokens")
+        raise CheckpointError(f"timm ViTs have one cls token; this encoder has {state['global_tokens'].shape[1]} "
+                              "global tokens")
     out = {"cls_token": state["global_tokens"].clone()}
     pos = state[f"input_adapters.{modality}.pos_emb"]  # 1 x D x h x w
     grid = pos.flatten(2).transpose(1, 2)  # 1 x (h w) x D, row-major like timm's patch order
@@ -49,7 +50,8 @@ def multivit_to_timm(state: dict[str, torch.Tensor], modality: str = "rgb") -> d
 
 def is_timm_vit_state(state: dict[str, torch.Tensor]) -> bool:
     """timm's ViT key layout, and not ours (ours has ``global_tokens``, never timm's ``cls_token`` beside it)."""
-    return "global_tokens" not in state and "cls_token" in state and "patch_embed.proj.weight" in state and any(k.startswith("blocks.") for k in state)
+    return ("global_tokens" not in state and "cls_token" in state and "patch_embed.proj.weight" in state
+            and any(k.startswith("blocks.") for k in state))
 
 
 def timm_to_multivit(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -80,22 +82,11 @@ def timm_to_multivit(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Te
 
 def save_safetensors(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
     """Write ``state`` as safetensors via a temporary file and an atomic rename (no half-written export)."""
-    import os
-
     from safetensors.torch import save_file
 
-    from ..atomic_files import temp_file_beside
+    from ..atomic_files import atomic_write_path
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_file_beside(path)  # the mode of an ordinary file, not mkstemp's 0600
-    ordinary_mode = os.fstat(fd).st_mode & 0o7777
-    os.close(fd)
-    try:
+    with atomic_write_path(path) as tmp:  # save_file wants a name; the file keeps an ordinary file's mode
         save_file({k: v.contiguous() for k, v in state.items()}, tmp, metadata=metadata)
-        os.chmod(tmp, ordinary_mode)  # safetensors may put its own file, created 0600, in its place (0.8 does)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from ..data.pretrain.embedded import SyntheticSettings, ensure_synthetic_dataset
-from ..data.pretrain.folder import MultiModalFolder
+from ..data.pretrain.kinds import pretrain_dataset
 from ..data.pretrain.memory_cache import CacheShare, MemoryCachedFolder, check_cache_fits
+from ..data.pretrain.source import check_sample_source
 from ..data.pretrain.views import PretrainView
 from ..engine.loaders import available_cpus
 from ..errors import ConfigError
@@ -16,6 +16,7 @@ from ..models import MultiMAELoss, create_model
 from ..models.convert import load_pretrained
 from ..models.domains import DOMAINS, data_modalities
 from ..seeds import STREAM_HOLDOUT, STREAM_NOISY_SCORING, STREAM_REFERENCE, generator
+from ..teaching.scores import SCORES
 from ..teaching.strategies import STRATEGIES
 
 log = logging.getLogger(__name__)
@@ -55,19 +56,16 @@ def build_loss(cfg, model) -> MultiMAELoss:
 
 
 def dataset_root(cfg) -> Path:
-    """The pretraining data root: ``data.root`` for folder datasets; for the synthetic default, the cache folder
-    (generated on first use into ``data.cache_dir``, default $ATTENT_VISION_CACHE)."""
-    d = cfg.data
-    if d.name == "synthetic":
-        settings = SyntheticSettings(**{k: d.synthetic[k] for k in d.synthetic}).for_model(cfg.model.image_size)
-        return ensure_synthetic_dataset(settings, d.cache_dir)
-    return Path(d.root).expanduser()
+    """Where the pretraining data is, as its kind (``data.name``, data/pretrain/kinds/) says: ``data.root`` for
+    folder datasets; for the synthetic default, the cache folder (generated on first use into ``data.cache_dir``,
+    default $ATTENT_VISION_CACHE)."""
+    return pretrain_dataset(cfg).root(cfg)
 
 
 def uses_reference_model(cfg) -> bool:
-    """Whether this run trains learnability's reference model: ``teaching.score=learnability`` with a strategy that
-    reads scores (random and none never ask for them, so they keep the whole training split)."""
-    return cfg.teaching.score == "learnability" and STRATEGIES[cfg.selection.strategy].needs_scores
+    """Whether this run trains a reference model: a score function that needs one (learnability) with a strategy
+    that reads scores (random and none never ask for them, so they keep the whole training split)."""
+    return SCORES.get(cfg.teaching.score).needs_reference and STRATEGIES.get(cfg.selection.strategy).needs_scores
 
 
 def reference_holdout(cfg, num_samples: int) -> tuple[list[int], list[int]]:
@@ -97,10 +95,10 @@ def build_pretrain_views(cfg, model, root: Path) -> dict[str, PretrainView | Non
     ``views["reference"]`` is the holdout."""
     d, m = cfg.data, cfg.model
     modalities = data_modalities(list(m.in_domains), list(m.out_domains))
+    kind = pretrain_dataset(cfg)  # how data.name is read (data/pretrain/kinds/)
 
     def folder(split: str):
-        raw = MultiModalFolder(root, split, modalities, skip_bad_samples=d.skip_bad_samples,
-                               semseg_num_classes=m.semseg_num_classes)
+        raw = check_sample_source(kind.folder(root, split, modalities, cfg), kind.name)
         return MemoryCachedFolder(raw) if d.cache == "memory" else raw
 
     seed = cfg.trainer.seed

@@ -1,12 +1,13 @@
 """Trained learnability reference models, kept in the data cache so that the runs of a sweep train each one once.
 
 A reference model depends on the training data, the model and optimiser settings, the ``teaching.reference_*``
-training settings, which samples the holdout holds, the seed, the batch and the precision; it does not depend on
+training settings, which samples the holdout holds, the seed, its global batch and the precision; it does not depend on
 the selection strategy, the ratio or interval schedules, or the run's own epochs. So every run of a sweep over
 those (the Table-3 rows, the frontier's budgets) that agrees on the first list can take the same model:
 ``<cache root>/reference_models/<16 hex>.pt``, named by a SHA-256 of those settings (the key), beside the embedded
 datasets (``data.cache_dir``, default $ATTENT_VISION_CACHE or ~/.cache/attent_vision). The number of ranks and the
-micro-batch are not in the key: they give the same model (the reference is trained on the global batch).
+micro-batch are not in the key: they give the same model (the reference is trained on the global batch, up to the
+order of floating-point sums).
 
 Written whole or not at all (a temporary sibling renamed into place) by rank 0; a cache that cannot be written is a
 warning, not a failure (the run has its model). A file that is unreadable, damaged (its records' CRC-32s do not
@@ -30,7 +31,8 @@ from ..errors import StorageError
 log = logging.getLogger(__name__)
 
 SUBFOLDER = "reference_models"
-FORMAT = 1  # bump when the reference model's training changes, so older files are never taken for newer ones
+# Bump when the reference model's training changes, so older files are never taken for newer ones.
+FORMAT = 2  # 2: trained through the loop core (reference_stage.py)
 # Keys of teaching that change only how the trained model is used or stored, not the model itself.
 NOT_IN_KEY = ("reference_cache", "reference_draws")
 INFO_KEYS = {"steps", "stopped", "final_loss", "trained_samples"}  # what the training reported, kept with the weights
@@ -41,9 +43,10 @@ def cache_root(cfg) -> Path:
     return Path(cfg.data.cache_dir).expanduser() if cfg.data.cache_dir else default_cache_dir()
 
 
-def reference_key(cfg, view, precision: str) -> dict | None:
-    """What the reference model trained on ``view`` (the holdout view of the training folder) depends on, as a
-    JSON-able dict; None for a dataset without a fingerprint (nothing to tell two datasets apart by: not cached)."""
+def reference_key(cfg, view, precision: str, batch_size: int) -> dict | None:
+    """What the reference model trained on ``view`` (the holdout view of the training folder) at global batch
+    ``batch_size`` and ``precision`` (both as resolved for it) depends on, as a JSON-able dict; None for a dataset
+    without a fingerprint (nothing to tell two datasets apart by: not cached)."""
     fingerprint = fingerprint_dataset(view.folder)
     if fingerprint is None:
         return None
@@ -60,7 +63,7 @@ def reference_key(cfg, view, precision: str) -> dict | None:
         "augmentation": {"crop_scale": list(view.crop_scale), "crop_ratio": list(view.crop_ratio),
                          "hflip_prob": view.hflip_prob},
         "seed": cfg.trainer.seed,
-        "batch_size": cfg.trainer.batch_size,
+        "batch_size": batch_size,
         "precision": precision,
     }
 

@@ -16,13 +16,12 @@ sample, how many epochs trained on it. What a data-selection study analyses, kep
 results.json ``sample_selection`` names the file and summarises the counts.
 """
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..atomic_files import temp_file_beside
+from ..atomic_files import atomic_write
 from ..storage import writing
 
 FILE_NAME = "selections.npz"
@@ -67,16 +66,8 @@ def write_selections(path: Path, counts: TrainCounts, history: list[dict], chose
         arrays[f"selection_{i}"] = indices.numpy().astype(np.int64)
         if chosen_by[i] is not None:
             arrays[f"scores_{i}"] = chosen_by[i].numpy().astype(np.float32)
-    with writing(path):
-        fd, tmp = temp_file_beside(path)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+    with writing(path), atomic_write(path) as f:
+        np.savez_compressed(f, **arrays)
 
 
 def read_selections(path: Path) -> dict[str, np.ndarray]:

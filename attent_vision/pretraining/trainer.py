@@ -16,19 +16,19 @@ from ..data.fingerprint import fingerprint_dataset
 from ..data.skipping import BadSampleLog, collate_skipping_bad, nothing_loaded
 from ..engine.bars import progress_bar
 from ..engine.checkpoint import save_weights
-from ..engine.distributed import DistEnv, all_gather_cat, all_reduce_sum, barrier, broadcast_object
-from ..engine.loaders import make_loader, to_device
+from ..engine.distributed import DistEnv, all_reduce_sum, barrier, broadcast_object
+from ..engine.loaders import to_device
 from ..engine.loop import Trainer
 from ..engine.optim import absolute_lr, build_optimizer, build_scheduler
 from ..engine.runtime import autocast
-from ..engine.sampler import ShardedBatches, StepShape
-from ..teaching import LearnerAccess, Teacher
-from ..teaching.plan import SUBSET
+from ..engine.sampler import StepShape
 from ..errors import ConfigError
+from ..teaching import Teacher
 from .builders import MODALITIES, build_loss, build_pretrain_model, build_pretrain_views, dataset_root
+from .learner import PretrainLearner
 from .probing import PretrainingProbes
-from .reference import reference_losses
-from .sample_record import FILE_NAME as SELECTIONS_FILE, TrainCounts, write_selections
+from .sample_record import FILE_NAME as SELECTIONS_FILE
+from .sample_record import TrainCounts, write_selections
 from .visualize import save_reconstructions
 from .work import PretrainProgress, compute_details, describe_flops, measure_pretrain_flops
 
@@ -39,6 +39,8 @@ class Pretrainer(PretrainingProbes, Trainer):
     """Pretrain (or resume) a MultiMAE into a run folder; ``run()`` returns the results.json dict."""
 
     stage = "pretrain"
+    # What runs after training (the downstream suite, probes) or only at its start (initial weights)
+    resume_may_differ = Trainer.resume_may_differ + ("downstream", "model.init_from", "probe")
     evaluate_at_start = True
     progress_type = PretrainProgress  # with the work counts of results.json's "compute" (work.py)
     metric_prefixes = ("val_", "probe_")  # validation reconstruction losses, representation probes (probing.py)
@@ -56,26 +58,22 @@ class Pretrainer(PretrainingProbes, Trainer):
         root = broadcast_object(root, self.dist) or dataset_root(cfg)
         self.views = build_pretrain_views(cfg, self.model, root)
         self.train_dataset = self.views["train"]
-        access = LearnerAccess(score_batches=self._score_batches, per_task_losses=self._per_task_losses,
-                               gather=self._gather, inference=self._scoring, measurement=self._measuring,
-                               synchronize=self._synchronize, work_so_far=self._work_so_far,
-                               reference_losses=lambda indices: reference_losses(self, indices))
+        self.learner = PretrainLearner(self)  # what the teacher scores samples through (learner.py)
         try:
             self.teacher = Teacher.from_settings(
                 num_samples=len(self.train_dataset), epochs=cfg.trainer.epochs, ratio=cfg.ratio, interval=cfg.interval,
                 selection=cfg.selection, teaching=cfg.teaching, seed=cfg.trainer.seed, device=self.device,
-                access=access, tasks=self.train_metric_names, task_weights=self.loss_fn.weights)
+                learner=self.learner, tasks=self.train_metric_names, task_weights=self.loss_fn.weights)
         except ValueError as e:
             raise ConfigError(str(e)) from None
         self.plan = self.teacher.plan
         self.train_counts = TrainCounts(len(self.train_dataset))  # selections.npz (sample_record.py)
         self.num_epochs = len(self.plan.epochs)
-        self.score_loader = None  # built on the first scoring pass (strategies without scores never need it)
         val, max_val = self.views["val"], cfg.data.max_val_samples
         self.val_loader = None
         if val:
             count = len(val) if max_val is None else min(len(val), max_val)
-            self.val_loader = self._pass_loader(val, torch.arange(count))
+            self.val_loader = self.learner.pass_loader(val, torch.arange(count))
         self.build_probes()
 
     def epoch_size(self, epoch: int) -> int:
@@ -87,33 +85,11 @@ class Pretrainer(PretrainingProbes, Trainer):
         warmup = self.plan.warmup_steps(o.warmup_epochs, self.global_batch)
         return optimizer, build_scheduler(optimizer, self.total_steps, warmup, o.min_lr)
 
-    # ------------------------------------------------------------------------------------ the learner, for passes
-    def _pass_loader(self, view, indices: torch.Tensor):
-        """A loader for no-grad passes over ``indices`` of ``view``, sharded across ranks, built once and reused
-        (its workers persist between passes)."""
-        bs = self.cfg.teaching.scoring_batch_size or self.cfg.trainer.eval_batch_size
-        sampler = ShardedBatches(indices, bs, rank=self.dist.rank, world_size=self.dist.world_size)
-        return make_loader(view, sampler, self.cfg.data, self.device, self.cfg.trainer.seed)
-
-    def _score_batches(self, indices: torch.Tensor, epoch: int, draw: int = 0, by: str = ""):
-        if self.score_loader is None:
-            self.score_loader = self._pass_loader(self.views["score"], indices)
-        # The epoch indexes the training-distribution view's random stream (scoring_view=paper, and refreshes of
-        # free scores) and the shared masks; the deterministic view's per-sample masks ignore it. ``draw`` numbers
-        # the independent draws of a K-draw pass.
-        self.score_loader.batch_sampler.set_pass(indices, epoch, draw)
-        return progress_bar(self.score_loader, desc=f"scoring {indices.numel()} samples{by}", show=self.show_bars)
-
-    def _per_task_losses(self, batch: dict, model=None) -> torch.Tensor:
-        return self._task_matrix(self._forward(model if model is not None else self.model, batch)[2], "score")
-
-    def _task_matrix(self, losses: dict, field: str = "per_sample") -> torch.Tensor:
+    # ------------------------------------------------------------------------------------ model and losses
+    def task_matrix(self, losses: dict, field: str = "per_sample") -> torch.Tensor:
         """B x T per-task losses (0 where a task has nothing to score, as in the objective), tasks in loss order;
         ``field="score"`` gives the selection scores (the losses, or their top-patch means: teaching.score_top_q)."""
         return torch.stack([getattr(losses[t], field) * losses[t].valid for t in self.train_metric_names], dim=1)
-
-    def _gather(self, x: torch.Tensor) -> torch.Tensor:
-        return all_gather_cat(x, self.dist)
 
     @contextmanager
     def _inference(self):
@@ -123,30 +99,7 @@ class Pretrainer(PretrainingProbes, Trainer):
         finally:
             self.model.train()
 
-    @contextmanager
-    def _scoring(self):
-        """A scoring pass: evaluation mode, its time charged to the ``scoring`` phase."""
-        with self.timer.phase("scoring", sync=True), self._inference():
-            yield
-
-    @contextmanager
-    def _measuring(self):
-        """The repeatability check: evaluation mode, its time charged to ``eval`` (a measurement, like validation:
-        not the method's cost, and outside the scoring cap's arithmetic)."""
-        with self.timer.phase("eval", sync=True), self._inference():
-            yield
-
-    def _work_so_far(self) -> tuple[float, int]:
-        """Seconds this run has spent training, waiting for data and scoring (not start-up, validation or
-        checkpoints), and the samples trained: what the cost cap on scoring compares against."""
-        t = self.timer.totals
-        return t["train"] + t["data_wait"] + t["scoring"], self.progress.samples_seen
-
-    def _synchronize(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-    def _forward(self, model, batch: dict):
+    def forward(self, model, batch: dict):
         """Model and losses for one batch: returns (preds, masks, task losses, per-sample objective B)."""
         inputs = to_device(batch, self.device, MODALITIES)
         with autocast(self.precision, self.device):
@@ -161,24 +114,17 @@ class Pretrainer(PretrainingProbes, Trainer):
         if record is not None:
             if self.dist.is_main:
                 log.info(self.teacher.describe(record))
-            metrics = {"teach/ratio": record["ratio"], "teach/subset_size": record["size"],
-                       "teach/interval": record["interval"], "teach/cycle": record["cycle"],
-                       "time/scoring_s": self.timer.totals["scoring"]}
-            metrics.update({f"teach/score_{k}": v for k, v in record.get("scores", {}).items()})
-            metrics.update({f"teach/{k}": record[k] for k in ("samples_scored", "score_age_mean", "score_age_max")
-                            if record.get(k) is not None})
-            repeat = record.get("repeatability") or {}
-            metrics.update({f"teach/repeat_{k}": repeat[k] for k in ("spearman", "top_overlap")
-                            if repeat.get(k) is not None})
-            self.tracker.log(metrics, self.progress.global_step)
-            if record.get("scores", {}).get("scored"):
-                self.tracker.histogram("teach/scores", self.teacher.finite_scores().numpy(), self.progress.global_step)
+            step = self.progress.global_step
+            self.tracker.log(record.tracker_metrics() | {"time/scoring_s": self.timer.totals["scoring"]}, step)
+            scores = self.teacher.last_scores()
+            if scores is not None:
+                self.tracker.histogram("teach/scores", scores.numpy(), step)
         pool = self._planned_size(epoch, subset, record)
         if not resuming:  # a resumed epoch was counted before its checkpoint
             self.train_counts.add_epoch(pool)
         return pool
 
-    def _planned_size(self, epoch: int, subset: torch.Tensor | None, record: dict | None) -> torch.Tensor | None:
+    def _planned_size(self, epoch: int, subset: torch.Tensor | None, record) -> torch.Tensor | None:
         """The subset, filled up to the plan's size by repeating its samples when too few loadable ones remain.
 
         Samples that failed to load (skip_bad_samples) are never selected, so with many of them the teacher finds
@@ -189,7 +135,7 @@ class Pretrainer(PretrainingProbes, Trainer):
         if subset is None or not 0 < subset.numel() < size:
             return subset
         if record is not None:
-            record["repeated"] = size - subset.numel()
+            record.repeated = size - subset.numel()
             if self.dist.is_main:
                 log.warning("only %d loadable samples for a subset of %d (the others failed to load): the subset "
                             "repeats them (%d repeats), so the epoch keeps its %d planned steps", subset.numel(), size,
@@ -197,7 +143,7 @@ class Pretrainer(PretrainingProbes, Trainer):
         return subset[torch.arange(size) % subset.numel()]
 
     def step_loss(self, batch: dict, shape: StepShape) -> tuple[torch.Tensor, torch.Tensor]:
-        _, _, losses, per_sample = self._forward(self.train_model, batch)
+        _, _, losses, per_sample = self.forward(self.train_model, batch)
         weights = batch["weight"].to(self.device, torch.float32)
         # The subset's unbiased weights (selection.reweight=unbiased) scale each sample's share of the gradient;
         # the logged loss stays the plain mean, comparable across methods.
@@ -206,9 +152,9 @@ class Pretrainer(PretrainingProbes, Trainer):
         # Normalised by the global sample count (x ranks, since DDP averages over ranks), so the gradient is the
         # full batch mean whatever the number of ranks and micro-batches.
         loss = (per_sample * gradient_weights).sum() * (self.dist.world_size / shape.global_count)
-        per_task = self._task_matrix(losses)
+        per_task = self.task_matrix(losses)
         # The selection scores: the same losses unless a top-patch reduction gives them apart (teaching.score_top_q)
-        scores = per_task if self.loss_fn.score_top_q is None else self._task_matrix(losses, "score")
+        scores = per_task if self.loss_fn.score_top_q is None else self.task_matrix(losses, "score")
         self.teacher.observe(batch["index"], scores, weights, self.progress.global_step)
         with torch.no_grad():
             row = torch.cat([torch.stack([weights.sum(), (per_sample * weights).sum()]),
@@ -228,7 +174,7 @@ class Pretrainer(PretrainingProbes, Trainer):
                 bad.update(batch)
                 if "index" not in batch:
                     continue
-                _, _, losses, per_sample = self._forward(self.model, batch)
+                _, _, losses, per_sample = self.forward(self.model, batch)
                 sums[0] += per_sample.sum()
                 sums[1] += per_sample.numel()
                 for i, task in enumerate(tasks):
@@ -253,7 +199,7 @@ class Pretrainer(PretrainingProbes, Trainer):
             batch = collate_skipping_bad([view[i] for i in range(min(self.cfg.trainer.num_vis_samples, len(view)))])
             if "index" not in batch:
                 return None
-            preds, masks, _, _ = self._forward(self.model, batch)
+            preds, masks, _, _ = self.forward(self.model, batch)
             inputs = to_device(batch, self.device, MODALITIES)
             return save_reconstructions(inputs, preds, masks, self.run_dir / "reconstructions" / f"{name}.png")
 
@@ -269,7 +215,7 @@ class Pretrainer(PretrainingProbes, Trainer):
 
     def epoch_label(self, epoch: int) -> str:
         spec = self.plan.epochs[epoch]
-        return f"subset {spec.ratio:.2f}" if spec.kind == SUBSET else "full"
+        return f"subset {spec.ratio:.2f}" if spec.is_subset else "full"
 
     def epoch_record(self, epoch: int) -> dict:
         spec = self.plan.epochs[epoch]
@@ -278,7 +224,6 @@ class Pretrainer(PretrainingProbes, Trainer):
                 "samples_scored": self.teacher.samples_scored}
 
     def extra_state(self) -> dict:
-        self.teacher.merge_rank_tables()  # every rank's training-step scores into the checkpoint
         return {"teacher": self.teacher.state_dict(), "train_counts": self.train_counts.counts.clone()}
 
     def data_fingerprint(self):
@@ -301,12 +246,10 @@ class Pretrainer(PretrainingProbes, Trainer):
                 "max_scoring_fraction": c.teaching.max_scoring_fraction, "model": c.model.name, "data": c.data.name}
 
     def result_details(self) -> dict:
-        return {"samples_scored": self.teacher.samples_scored, "scoring_passes": self.teacher.scoring_passes,
-                "samples_remeasured": self.teacher.samples_remeasured,  # the repeatability checks (not cost)
-                "num_train_samples": self.num_train, "work_fraction_planned": round(self.plan.work_fraction, 6),
-                "skipped_at_scan": len(self.train_dataset.folder.skipped), "selections": self.teacher.history,
-                "sample_selection": self.train_counts.summary(),
-                "compute": compute_details(self)}
+        return self.teacher.result_details() | {
+            "num_train_samples": self.num_train, "work_fraction_planned": round(self.plan.work_fraction, 6),
+            "skipped_at_scan": len(self.train_dataset.folder.skipped), "sample_selection": self.train_counts.summary(),
+            "compute": compute_details(self)}
 
     def save_outputs(self) -> None:
         path = self.visualize("final")
@@ -318,8 +261,8 @@ class Pretrainer(PretrainingProbes, Trainer):
     def finish(self, interrupted: bool, diverged=None) -> dict:
         if self.dist.is_main:  # beside every final results.json: what was chosen and trained, whatever the status
             t = self.teacher
-            write_selections(self.run_dir / SELECTIONS_FILE, self.train_counts, t.history, t.chosen, t.chosen_by,
-                             self.train_dataset.subset)
+            write_selections(self.run_dir / SELECTIONS_FILE, self.train_counts, [r.to_dict() for r in t.history],
+                             t.chosen, t.chosen_by, self.train_dataset.subset)
         return super().finish(interrupted, diverged)
 
     def describe(self) -> list[str]:

@@ -2,7 +2,6 @@
 per sample, each tile enlarged (nearest neighbour) to at least MIN_TILE pixels and labelled. Written atomically,
 like every file of the run folder."""
 
-import os
 from pathlib import Path
 
 import torch
@@ -10,7 +9,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
-from ..atomic_files import temp_file_beside
+from ..atomic_files import atomic_write
 from ..data.normalize import IMAGENET_MEAN, IMAGENET_STD
 from ..storage import writing
 
@@ -121,12 +120,5 @@ def write_png(image: Image.Image, info: PngInfo, path: Path) -> None:
     StorageError naming ``path`` (storage.py)."""
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = temp_file_beside(path)  # <name>.png.<random>.tmp; PIL takes the format from the argument
-        try:
-            with os.fdopen(fd, "wb") as f:
-                image.save(f, format="PNG", pnginfo=info)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic_write(path) as f:  # <name>.png.<random>.tmp; PIL takes the format from the argument
+            image.save(f, format="PNG", pnginfo=info)

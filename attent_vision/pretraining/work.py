@@ -71,11 +71,9 @@ def measure_pretrain_flops(model, loss_fn, cfg, device: torch.device, precision:
 def work_counts(trainer) -> WorkCounts:
     """The run's sample counts so far, from checkpointed state (see the module docstring)."""
     p, teacher = trainer.progress, trainer.teacher
-    reference = teacher.reference
     return WorkCounts(trained=p.samples_seen, scored=teacher.samples_scored,
                       reference_trained=getattr(p, "reference_trained_samples", 0),
-                      reference_scored=0 if reference is None
-                      else int(reference.shape[0]) * trainer.cfg.teaching.reference_draws,
+                      reference_scored=teacher.reference_samples_scored,
                       eval=getattr(p, "eval_samples", 0), probe=int(getattr(trainer, "probe_samples", 0)))
 
 

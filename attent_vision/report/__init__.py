@@ -15,8 +15,17 @@ or still-running run (and a multirun job folder without results.json) is listed 
 from .cli import build_report, main
 from .collect import find_results, is_pretraining, jobs_without_results, read_runs, why_left_out
 from .plots import PLOTS, curves, step_rate
-from .tables import (DOWNSTREAM_COLUMNS, NUMERIC, TABLE3_ORDER, aggregate, downstream_metric, run_row, setting_key,
-                     to_markdown, write_csv)
+from .tables import (
+                     DOWNSTREAM_COLUMNS,
+                     NUMERIC,
+                     TABLE3_ORDER,
+                     aggregate,
+                     downstream_metric,
+                     run_row,
+                     setting_key,
+                     to_markdown,
+                     write_csv,
+)
 
 __all__ = ["DOWNSTREAM_COLUMNS", "NUMERIC", "PLOTS", "TABLE3_ORDER", "aggregate", "build_report", "curves",
            "downstream_metric", "find_results", "is_pretraining", "jobs_without_results", "main", "read_runs",

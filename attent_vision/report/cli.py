@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from .collect import left_out_markdown, read_runs
-from .paper_table3 import FILES as TABLE3_FILES, write_table3
+from .paper_table3 import FILES as TABLE3_FILES
+from .paper_table3 import write_table3
 from .plots import PLOTS, plot
 from .tables import aggregate, run_row, to_markdown, write_csv
 

@@ -4,6 +4,7 @@ runs). matplotlib is an optional dependency (the ``report`` extra), imported onl
 from pathlib import Path
 
 from ..extras import require
+from ..teaching.selection_record import records_of
 from .tables import seed_list
 
 # Every plot the report may write, with what it shows (the command's --help lists them from here).
@@ -100,8 +101,8 @@ def plot_throughput(plt, rows: list[dict], out_dir: Path) -> Path:
             history = [h for h in run["result"]["history"] if step_rate(h) is not None]
             ax.plot([h["epoch"] for h in history], [step_rate(h) for h in history], marker=".", color=colour,
                     alpha=0.85)
-            scored = [(s["epoch"], s["scoring_samples_per_s"]) for s in run["result"].get("selections", [])
-                      if s.get("scoring_samples_per_s")]
+            scored = [(s.epoch, s.scoring_samples_per_s) for s in records_of(run["result"])
+                      if s.scoring_samples_per_s]
             if scored:
                 any_scoring = True
                 ax.scatter(*zip(*scored), marker="x", color=colour)
@@ -119,7 +120,7 @@ def plot_throughput(plt, rows: list[dict], out_dir: Path) -> Path:
 
 def histogram_run(row: dict) -> dict | None:
     """The row's run shown in the histogram figure: its lowest seed among runs that recorded score histograms."""
-    runs = [run for run in row["runs"] if any(s.get("score_histogram") for s in run["result"].get("selections", []))]
+    runs = [run for run in row["runs"] if any(s.score_histogram for s in records_of(run["result"]))]
     order = seed_list(run["seed"] for run in runs)
     return min(runs, key=lambda run: order.index(run["seed"])) if runs else None
 
@@ -132,18 +133,18 @@ def plot_score_histograms(plt, rows: list[dict], out_dir: Path) -> Path | None:
     from matplotlib.colors import Normalize
     from matplotlib.ticker import MaxNLocator
 
-    epochs = [s["epoch"] for _, run in shown for s in run["result"]["selections"] if s.get("score_histogram")]
+    epochs = [s.epoch for _, run in shown for s in records_of(run["result"]) if s.score_histogram]
     norm, cmap = Normalize(min(epochs), max(max(epochs), min(epochs) + 1)), plt.get_cmap("viridis")
     cols = min(4, len(shown))
     nrows = -(-len(shown) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols + 1.2, 2.8 * nrows + 0.8), squeeze=False,
                              layout="constrained")
     for ax, (row, run) in zip(axes.flat, shown):
-        for s in run["result"]["selections"]:
-            if s.get("score_histogram"):
-                hist = s["score_histogram"]
-                ax.stairs(hist["counts"], hist["edges"], color=cmap(norm(s["epoch"])), linewidth=1.2)
-        score = next((s.get("score") for s in run["result"]["selections"] if s.get("score")), "score")
+        for s in records_of(run["result"]):
+            if s.score_histogram:
+                hist = s.score_histogram
+                ax.stairs(hist["counts"], hist["edges"], color=cmap(norm(s.epoch)), linewidth=1.2)
+        score = next((s.score for s in records_of(run["result"]) if s.score), "score")
         ax.set_title(f"{row['label']} (seed {run['seed']})", fontsize=9)
         ax.set_xlabel(f"score ({score})", fontsize=8)
         ax.set_ylabel("samples", fontsize=8)

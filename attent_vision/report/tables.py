@@ -18,6 +18,8 @@ from pathlib import Path
 from ..config.downstream_tasks import DOWNSTREAM_TASKS
 from ..engine.results import COMPLETED
 from ..engine.run_identity import computation_settings
+from ..teaching.selection_record import records_of
+from ..teaching.strategies import STRATEGIES
 from .stats import seed_order
 
 # Table 3's row order: full data first, then the paper's rows; anything else after, alphabetically.
@@ -75,8 +77,8 @@ def training_wall(result: dict) -> float:
 def score_repeatability(result: dict) -> float:
     """The mean Spearman rho of the run's selections' repeatability checks (teaching/repeatability.py): how well
     its scores repeat under independent draws; NaN when no selection measured it."""
-    rhos = [s["repeatability"]["spearman"] for s in result.get("selections", [])
-            if (s.get("repeatability") or {}).get("spearman") is not None]
+    rhos = [s.repeatability["spearman"] for s in records_of(result)
+            if (s.repeatability or {}).get("spearman") is not None]
     return sum(rhos) / len(rhos) if rhos else math.nan
 
 
@@ -86,10 +88,16 @@ def train_equivalents(result: dict) -> float:
     return math.nan if value is None else float(value)
 
 
+def trains_full_data(selection: str) -> bool:
+    """Whether runs of selection strategy ``selection`` train on full data every epoch (the baseline row; a name no
+    longer registered is read as a subset method)."""
+    return selection in STRATEGIES and not STRATEGIES[selection].trains_on_subsets
+
+
 def setting_key(result: dict) -> tuple[str, str, str]:
     s = result["setting"]
-    if s["selection"] == "none":
-        return ("-", "-", "none")
+    if trains_full_data(s["selection"]):
+        return ("-", "-", s["selection"])
     return (s["ratio"], s["interval"], s["selection"])
 
 
@@ -171,7 +179,7 @@ def aggregate(rows: list[dict]) -> list[dict]:
         for column in NUMERIC:
             row[column], row[f"{column}_std"] = _mean_over_seeds(members, column)
         out.append(row)
-    fulls = [r for r in out if r["selection"] == "none"]
+    fulls = [r for r in out if trains_full_data(r["selection"])]
     for row in out:
         # The full-data row of the same other settings; with one full-data row, that one.
         full = fulls[0] if len(fulls) == 1 else next((f for f in fulls if f["differs"] == row["differs"]), None)
@@ -189,7 +197,7 @@ def aggregate(rows: list[dict]) -> list[dict]:
 def row_labels(rows: list[dict]) -> list[str]:
     """Short names for the plots' legends: selection / ratio / interval ("full data" for the full-data row), with
     the experiment and then the differing fields added only where that alone would name two rows alike."""
-    labels = ["full data" if r["selection"] == "none" else f"{r['selection']} / {r['ratio']} / {r['interval']}"
+    labels = ["full data" if trains_full_data(r["selection"]) else f"{r['selection']} / {r['ratio']} / {r['interval']}"
               for r in rows]
     for extra in (lambda r: r["experiment"], lambda r: r["differs"]):
         # Added only where it tells two rows of one label apart (two rows of one experiment gain nothing from it).

@@ -1,7 +1,7 @@
 """What the teacher tells the user: the plan with its expected training and scoring work (printed at start), and
 one log line per selection. Text only; the numbers come from the teacher and its records."""
 
-from .plan import SUBSET
+from .selection_record import SelectionRecord
 
 
 def hydra_choices() -> dict:
@@ -28,7 +28,7 @@ def preset_text(teacher) -> str:
                 f"{fraction}")
     cycles: dict[int, tuple[float, int]] = {}
     for e in plan.epochs:
-        if e.kind == SUBSET:
+        if e.is_subset:
             cycles.setdefault(e.cycle, (e.ratio, e.interval))
     (r0, i0), (r1, i1) = cycles[min(cycles)], cycles[max(cycles)]
     return (f"plan: {named('ratio')} {r0:.3f} -> {r1:.3f} of the data, {named('interval')} {i0} -> {i1} subset "
@@ -54,10 +54,7 @@ def plan_text(teacher, batch_size: int) -> str:
                    f"training sample's cost each)"
                    + (f", capped at {cap:.0%} of wall time" if cap is not None and cap < 1 else ", uncapped"))
     if per:
-        what = {"loss": "the sample's loss", "learnability": "loss - a holdout-trained reference model's loss "
-                "(the reference trains to a plateau on a holdout carved from the training data, or is reused from the "
-                "cache, and scores the samples before the first selection)",
-                "progress": "how much the loss fell since the sample's previous score"}[teacher.score_fn.name]
+        what = teacher.score_fn.description or "no description"
         scoring += f"\nscore: {teacher.score_fn.name} ({what})" + (
             "; per-modality weights, each normalised by its mean" if teacher.modality_weights is not None else "")
     if teacher.reweight == "unbiased":
@@ -65,28 +62,28 @@ def plan_text(teacher, batch_size: int) -> str:
     return f"{teacher.plan.table(batch_size)}\n{preset_text(teacher)}\n{scoring}"
 
 
-def selection_line(teacher, record: dict) -> str:
+def selection_line(teacher, record: SelectionRecord) -> str:
     """A log line for a selection record."""
-    stats = record.get("scores", {})
+    stats = record.scores or {}
     detail = (f"scores mean {stats['mean']:.4f} std {stats['std']:.4f} (p10 {stats['p10']:.4f}, p90 "
-              f"{stats['p90']:.4f}); selected mean {record['selected_score_mean']:.4f}"
-              if stats.get("scored") else "no scores needed")
+              f"{stats['p90']:.4f}); selected mean {record.selected_score_mean:.4f}"
+              if record.scored else "no scores needed")
     scored = ""
-    if record.get("score_source") == "training":
-        age = record.get("score_age_mean")
-        scored = (f"; refreshed {record['samples_scored']}/{record['refresh_requested']} stalest scores "
-                  f"({record['refresh_decision']}) in {record['scoring_s']:.1f}s"
-                  + (f", score age mean {age:.1f} max {record['score_age_max']} steps" if age is not None else ""))
-    elif record["samples_scored"]:
-        scored = f" after scoring {record['samples_scored']} samples in {record['scoring_s']:.1f}s"
-    if record.get("reference_s") is not None:
-        scored += f"; reference model trained and scored in {record['reference_s']:.1f}s"
-    repeat = record.get("repeatability") or {}
+    if teacher.free_scores and record.refresh_requested is not None:
+        age = record.score_age_mean
+        scored = (f"; refreshed {record.samples_scored}/{record.refresh_requested} stalest scores "
+                  f"({record.refresh_decision}) in {record.scoring_s:.1f}s"
+                  + (f", score age mean {age:.1f} max {record.score_age_max} steps" if age is not None else ""))
+    elif record.samples_scored:
+        scored = f" after scoring {record.samples_scored} samples in {record.scoring_s:.1f}s"
+    if record.reference_s is not None:
+        scored += f"; reference model trained and scored in {record.reference_s:.1f}s"
+    repeat = record.repeatability or {}
     if repeat.get("spearman") is not None:
         scored += (f"; scores repeat with rho {repeat['spearman']:.2f}, top-20% overlap {repeat['top_overlap']:.2f} "
                    f"({repeat['samples']} samples scored again)")
-    if record.get("weights"):
-        w = record["weights"]
+    if record.weights:
+        w = record.weights
         detail += f"; subset weights {w['min']:.3f}..{w['max']:.3f} (mean {w['mean']:.3f})"
-    return (f"cycle {record['cycle']} epoch {record['epoch']}: selected {record['size']}/{teacher.plan.num_samples} "
-            f"samples (ratio {record['ratio']:.3f}, interval {record['interval']}){scored}; {detail}")
+    return (f"cycle {record.cycle} epoch {record.epoch}: selected {record.size}/{teacher.plan.num_samples} "
+            f"samples (ratio {record.ratio:.3f}, interval {record.interval}){scored}; {detail}")

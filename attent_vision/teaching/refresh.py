@@ -9,8 +9,8 @@ oldest; ties are broken by a permutation seeded by (seed, epoch), identical on e
 Starvation bound: take a sample whose score was taken at step s. The set of samples with scores from step s or
 earlier never grows (a refreshed or trained sample becomes the newest), and each refresh of k = ceil(f N) samples
 takes k of that set until the sample itself is taken; the set has at most N members, so every sample is re-scored
-at least once every ceil(N / k) <= ceil(1 / f) selections, whatever the strategy picks. The cost cap (scoring_budget.py) can shrink a refresh and
-then weakens the bound; the record of each selection says when it did.
+at least once every ceil(N / k) <= ceil(1 / f) selections, whatever the strategy picks. The cost cap
+(scoring_budget.py) can shrink a refresh and then weakens the bound; the record of each selection says when it did.
 """
 
 import math

@@ -12,7 +12,7 @@ import torch
 
 from ..errors import DataError
 from ..seeds import STREAM_REFRESH, STREAM_REPEAT, generator
-from .plan import EpochSpec
+from .epoch_plan import EpochSpec
 from .refresh import score_ages, stalest
 from .repeatability import agreement, repeat_sample
 from .scores import ScoreInputs, combine
@@ -38,12 +38,21 @@ class ScoreKeeping:
         return combine(self.score_fn.per_task(inputs), inputs.current, weights, self.modality_weights is not None)
 
     def _score_reference(self) -> dict:
-        """learnability: train the reference model and keep its per-task losses on every training sample."""
-        if self.access is None or self.access.reference_losses is None:
-            raise RuntimeError(f"teaching.score={self.score_fn.name} needs a reference model, which this stage "
-                               "cannot train")
+        """A score that needs a reference model (learnability): the learner trains (or loads) it, and its per-task
+        losses on every training sample, each the mean over ``reference_draws`` draws, are kept."""
+        make = self._need_access().reference_model
         start = time.perf_counter()
-        losses, about = self.access.reference_losses(torch.arange(self.plan.num_samples))
+        with self.access.inference():
+            made = make() if make is not None else None
+            if made is None:
+                raise RuntimeError(f"teaching.score={self.score_fn.name} needs a reference model, which this stage "
+                                   "cannot train")
+            model, about = made
+            everything = torch.arange(self.plan.num_samples)
+            losses = self._pass_losses(everything, 0, range(self.reference_draws), model)
+            self.access.synchronize()
+        self.reference_samples_scored += everything.numel() * self.reference_draws
+        about = about | {"draws": self.reference_draws}
         self.reference = losses.detach().float().cpu()
         if bool(torch.isnan(self.reference).any() | torch.isposinf(self.reference).any()):
             raise DataError("teaching.score=learnability: the reference model's losses are not finite (it diverged); "
@@ -104,15 +113,16 @@ class ScoreKeeping:
         self.scoring_passes += 1
         return indices.numel()
 
-    def _pass_losses(self, indices: torch.Tensor, epoch: int, draws: range) -> torch.Tensor:
+    def _pass_losses(self, indices: torch.Tensor, epoch: int, draws: range, model=None) -> torch.Tensor:
         """M x T per-task losses of ``indices`` (M, in that order), averaged over the scoring passes of ``draws``
-        (a sample that failed to load stays -inf)."""
+        (a sample that failed to load stays -inf); by the learner, or by the reference ``model`` it handed out."""
         a, total = self._need_access(), None
+        losses = a.per_task_losses if model is None else (lambda batch: a.per_task_losses(batch, model))
         position = torch.empty(self.plan.num_samples, dtype=torch.long)
         position[indices.cpu()] = torch.arange(indices.numel())
         for draw in draws:
-            idx, values = run_scoring_pass(a.score_batches(indices, epoch, draw), a.per_task_losses, indices,
-                                           a.gather, self.device)
+            idx, values = run_scoring_pass(a.score_batches(indices, epoch, draw), losses, indices, a.gather,
+                                           self.device)
             ordered = torch.empty_like(values)
             ordered[position[idx.cpu()].to(values.device)] = values
             total = ordered if total is None else total + ordered
@@ -120,7 +130,7 @@ class ScoreKeeping:
 
     def _need_access(self):
         if self.access is None:
-            raise RuntimeError("this teacher has no LearnerAccess, so it cannot run a scoring pass")
+            raise RuntimeError("this teacher has no learner, so it cannot run a scoring pass")
         return self.access
 
     def _repeatability(self, spec: EpochSpec, step: int) -> dict | None:
@@ -159,8 +169,3 @@ class ScoreKeeping:
         if self.loss_level is not None:
             self.loss_level.observe(values, weights, step, self.in_full_epoch)
         self.table.record(indices, values, step + 1, keep=weights > 0)
-
-    def finite_scores(self) -> torch.Tensor:
-        """The current scores of samples that have one (CPU), e.g. for a histogram."""
-        values = self.scores()
-        return values[torch.isfinite(values)]

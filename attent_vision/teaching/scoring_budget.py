@@ -1,9 +1,9 @@
 """The cost-aware scorer: how many samples a refresh may score without scoring exceeding its share of wall time.
 
 ``teaching.max_scoring_fraction`` = m caps the scoring seconds S at m of the run's time W so far (training, data
-waiting and scoring; start-up, validation and checkpoints are not training and do not count). A pass of n samples at c seconds each keeps
-S + n c <= m (W + n c), i.e. n <= (m W - S) / (c (1 - m)). Below the request the pass is shrunk (the stalest
-first, since the request is ordered that way); at zero it is skipped. c is measured online: the seconds per
+waiting and scoring; start-up, validation and checkpoints are not training and do not count). A pass of n samples at
+c seconds each keeps S + n c <= m (W + n c), i.e. n <= (m W - S) / (c (1 - m)). Below the request the pass is shrunk
+(the stalest first, since the request is ordered that way); at zero it is skipped. c is measured online: the seconds per
 sample of this run's scoring passes so far; before the first pass, ``prior_cost_ratio`` times the measured cost of
 training on one sample (forward only and no optimizer step: about half, measured on CPU, and less on GPU).
 

@@ -42,6 +42,6 @@ def run_scoring_pass(batches: Iterable[dict], per_task_fn: Callable[[dict], torc
     local_val = torch.cat(values) if values else torch.empty(0, tasks, device=device)
     all_idx, all_val = gather(local_idx), gather(local_val.reshape(-1)).view(-1, tasks)
     if not torch.equal(all_idx.sort().values, expected.to(all_idx.device).sort().values):
-        raise RuntimeError(f"the scoring pass returned {all_idx.numel()} scores for {expected.numel()} samples, not one "
-                           "per sample asked for; the scoring sampler is inconsistent")
+        raise RuntimeError(f"the scoring pass returned {all_idx.numel()} scores for {expected.numel()} samples, not "
+                           "one per sample asked for; the scoring sampler is inconsistent")
     return all_idx, all_val

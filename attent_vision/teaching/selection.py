@@ -2,15 +2,14 @@
 
 import torch
 
-from .strategies import STRATEGIES, SelectionRound, SelectionStrategy, SoftSelection
+from .settings import SelectionConfig
+from .strategies import STRATEGIES, SelectionRound, SelectionStrategy
 
 
 def build_strategy(strategy: str, temperature: float = 1.0, normalization: str = "softmax") -> SelectionStrategy:
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown selection strategy '{strategy}'; choose from {list(STRATEGIES)}")
-    if strategy == "soft":
-        return SoftSelection(temperature=temperature, normalization=normalization)
-    return STRATEGIES[strategy]()
+    """The registered strategy ``strategy`` with these options (the ones it does not read are ignored)."""
+    return STRATEGIES.get(strategy).from_config(
+        SelectionConfig(strategy=strategy, temperature=temperature, normalization=normalization))
 
 
 def select(

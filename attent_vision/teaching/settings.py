@@ -1,7 +1,7 @@
 """The settings of the teaching core: the ``ratio``, ``interval``, ``selection`` and ``teaching`` config groups.
 
 They are plain dataclasses, defined here because this package is what consumes them (config/pretrain.py composes
-them into the pretraining schema; attent_vision/conf/train/{ratio,interval,selection}/ hold the named choices).
+them into the pretraining schema; conf/train/{ratio,interval,selection}/ hold the named choices).
 """
 
 from dataclasses import dataclass
@@ -24,7 +24,7 @@ class IntervalConfig:
 
 @dataclass
 class SelectionConfig:
-    strategy: str = "soft"  # none (full data) | random | hard | soft | prune (InfoBatch-style)
+    strategy: str = "soft"  # a registered strategy (strategies/): none | random | rs2 | hard | soft | prune | yours
     temperature: float = 1.0  # soft: > 0; small -> hard top-k, large -> uniform
     normalization: str = "softmax"  # soft: softmax | sigmoid | zscore | rank
     reselect_every_subset_epoch: bool = True  # re-score and re-select before every subset epoch (release: soft)
@@ -41,7 +41,7 @@ class TeachingConfig:
     refresh_fraction: float = 0.1  # training: re-score the stalest fraction of the samples before each selection
     max_scoring_fraction: Optional[float] = 0.05  # training: cap on scoring seconds / wall time (None = no cap)
     scoring_batch_size: Optional[int] = None  # batch size of scoring passes (None = the evaluation batch size)
-    score: str = "loss"  # loss (AtteNT) | learnability (loss - reference loss) | progress (fall since last score)
+    score: str = "loss"  # a registered score (scores/): loss | learnability | progress | yours
     # modality -> weight of its per-task loss in the score, each normalised by its mean; None = the objective.
     # Typed Any so that a command-line dict can replace the null (OmegaConf cannot merge a dict into a typed None).
     score_modalities: Optional[Any] = None

@@ -4,20 +4,42 @@ attent-vision's two entry points, and of nothing else.
 A Hydra SearchPathPlugin (found by Hydra in the ``hydra_plugins`` namespace package) rather than ``hydra.searchpath``
 in the primary configs, because Hydra builds ``--help``'s group list before it reads the primary config: with the
 plugin, each entry point's help lists the shared groups beside its own.
+
+The configs are the package ``attent_vision.conf`` (conf/ at the repository root, mapped into the package by
+pyproject.toml), so a primary config tree is ours when it is named as that package's train/finetune subpackage
+(``@hydra.main``, ``pkg://``) or is that subpackage's folder (tests and benchmarks compose from a folder path:
+conf/ in a checkout, attent_vision/conf/ inside an installed wheel).
 """
+
+from pathlib import Path
 
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-OUR_TREES = ("attent_vision.conf.train", "attent_vision.conf.finetune", "attent_vision/conf/train",
-             "attent_vision/conf/finetune")
+OUR_PACKAGES = ("attent_vision.conf.train", "attent_vision.conf.finetune")
 SHARED = "pkg://attent_vision.conf.shared"
+
+
+def our_folders() -> set[Path]:
+    """Where this environment's ``attent_vision.conf`` keeps the two primary trees (none if it cannot import it)."""
+    try:
+        from attent_vision.conf import FINETUNE_CONF_DIR, TRAIN_CONF_DIR
+    except ImportError:
+        return set()
+    return {TRAIN_CONF_DIR, FINETUNE_CONF_DIR}
+
+
+def is_our_tree(path: str) -> bool:
+    if path.startswith("pkg://"):  # pkg://attent_vision/conf/train (@hydra.main) or pkg://attent_vision.conf.train
+        return path[len("pkg://"):].replace("/", ".").strip(".") in OUR_PACKAGES
+    if "://" in path and not path.startswith("file://"):
+        return False  # structured://, another provider's scheme
+    folder = Path(path.removeprefix("file://"))
+    return folder.name in ("train", "finetune") and folder.resolve() in our_folders()
 
 
 class AttentVisionSharedConfigs(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-        # Only for a search path whose primary config tree is ours (tests and benchmarks compose from a folder path).
-        ours = any(element.path.replace("\\", "/").rstrip("/").endswith(OUR_TREES)
-                   for element in search_path.get_path())
-        if ours and all(element.path != SHARED for element in search_path.get_path()):
+        elements = search_path.get_path()
+        if any(is_our_tree(element.path) for element in elements) and all(e.path != SHARED for e in elements):
             search_path.append(provider="attent-vision", path=SHARED)

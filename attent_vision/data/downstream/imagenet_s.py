@@ -77,8 +77,9 @@ def mask_ids_to_labels(ids: torch.Tensor, num_classes: int, path: Path | str) ->
     unknown = (ids > num_classes) & (ids != MASK_IGNORE_ID)
     if bool(unknown.any()):
         bad = sorted(set(ids[unknown].unique().tolist()))[:5]
-        raise DataError(f"{path} holds mask ids {bad} outside the known range (0 background, 1..{num_classes} classes, "
-                        f"{MASK_IGNORE_ID} ignore; id = R + 256 * G); check that it is an ImageNet-S50 mask; {SKIP_HINT}")
+        raise DataError(f"{path} holds mask ids {bad} outside the known range (0 background, 1..{num_classes} "
+                        f"classes, {MASK_IGNORE_ID} ignore; id = R + 256 * G); check that it is an ImageNet-S50 mask; "
+                        f"{SKIP_HINT}")
     return torch.where(ids == MASK_IGNORE_ID, IGNORE_INDEX, ids)
 
 

@@ -67,8 +67,8 @@ class NYUv2(SkippingDataset):
         split_dir = self.root / split
         if not split_dir.is_dir():
             found = sorted(p.name for p in self.root.iterdir() if p.is_dir())
-            raise DataError(f"split folder {split_dir} does not exist (found: {found}); point data.root at the prepared "
-                            f"NYUv2 folder that holds {EXPECTED}")
+            raise DataError(f"split folder {split_dir} does not exist (found: {found}); point data.root at the "
+                            f"prepared NYUv2 folder that holds {EXPECTED}")
         folders = {m: split_dir / m / "data" for m in self.modalities}
         if "depth" in self.modalities and (split_dir / MASK_FOLDER / "data").is_dir():
             folders[MASK_FOLDER] = split_dir / MASK_FOLDER / "data"

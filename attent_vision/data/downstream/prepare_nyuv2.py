@@ -50,8 +50,8 @@ def read_splits(path: Path, num_frames: int) -> dict[str, np.ndarray]:
     splits = {}
     for split, key in SPLIT_KEYS.items():
         if key not in mat:
-            raise DataError(f"{path} has no '{key}' variable (found {sorted(k for k in mat if not k.startswith('__'))});"
-                            " pass the NYUv2 splits.mat with --splits")
+            found = sorted(k for k in mat if not k.startswith("__"))
+            raise DataError(f"{path} has no '{key}' variable (found {found}); pass the NYUv2 splits.mat with --splits")
         indices = np.asarray(mat[key]).astype(np.int64).ravel() - 1
         if indices.size and (indices.min() < 0 or indices.max() >= num_frames):
             raise DataError(f"{path}: '{key}' holds frame numbers outside 1..{num_frames} (the .mat file's frame "

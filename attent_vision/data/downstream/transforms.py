@@ -18,7 +18,7 @@ losses and metrics through the ignore index (255) and the ``valid`` mask.
 
 Every output dict holds the model inputs (``rgb`` ImageNet-normalised; ``depth`` robust-standardised when depth is
 an input) and ``target`` (cls: int label; semseg: int64 H x W; depth: float32 1 x H x W metres) with ``valid``
-(bool 1 x H x W) for depth targets.
+(bool 1 x H x W) for depth targets. Each task kind (finetuning/task_kinds/) picks its transform here.
 """
 
 import torch
@@ -96,13 +96,15 @@ class DenseTransform:
     Args:
         train: random augmentation (True) or the deterministic evaluation view.
         size: output side S.
-        kind: 'semseg' or 'depth' (which key is the target).
+        target: the modality that is the target: 'semseg' (labels) or 'depth' (metres).
+        valid_mask: also return ``valid``, the target's measured pixels (the dataset's mask, target > 0, not
+            padding): the depth kind's losses and metrics count only those.
         in_domains: model inputs to produce (rgb, and depth for rgb-depth segmentation).
         augment: AugmentConfig (mode, scale_range, hflip_prob, color_jitter, jitter_prob).
     """
 
-    def __init__(self, *, train: bool, size: int, kind: str, in_domains, augment):
-        self.train, self.size, self.kind = train, size, kind
+    def __init__(self, *, train: bool, size: int, target: str, in_domains, augment, valid_mask: bool = False):
+        self.train, self.size, self.target, self.valid_mask = train, size, target, valid_mask
         self.in_domains = list(in_domains)
         self.mode = augment.mode
         self.scale_range = tuple(augment.scale_range)
@@ -110,7 +112,8 @@ class DenseTransform:
         self.jitter_prob = augment.jitter_prob
         self.gray_prob = augment.gray_prob
         b, c, s, h = augment.color_jitter
-        self.jitter = T.ColorJitter(brightness=b, contrast=c, saturation=s, hue=h) if any(augment.color_jitter) else None
+        jitter = any(augment.color_jitter)
+        self.jitter = T.ColorJitter(brightness=b, contrast=c, saturation=s, hue=h) if jitter else None
 
     def __call__(self, item: dict) -> dict:
         if "bad" in item:
@@ -127,11 +130,9 @@ class DenseTransform:
         out = {"rgb": normalize_rgb(rgb)}
         if "depth" in self.in_domains:
             out["depth"] = robust_standardize_depth(dense["depth"], dense["valid"])
-        if self.kind == "semseg":
-            out["target"] = dense["semseg"]
-        else:
-            out["target"] = dense["depth"]
-            out["valid"] = dense["valid"] & (dense["depth"] > 0)
+        out["target"] = dense[self.target]
+        if self.valid_mask:
+            out["valid"] = dense["valid"] & (dense[self.target] > 0)
         return out
 
     # ------------------------------------------------------------------------------------------- geometry
@@ -181,12 +182,6 @@ class DenseTransform:
         rgb = F.pad(rgb, (0, pw, 0, ph), value=RGB_PAD_VALUE)
         fill = {"semseg": SEG_IGNORE_INDEX, "depth": 0.0, "valid": False}
         return rgb, {k: F.pad(v, (0, pw, 0, ph), value=fill[k]) for k, v in dense.items()}
-
-
-def build_transform(*, train: bool, kind: str, size: int, in_domains, augment):
-    if kind == "cls":
-        return ClassificationTransform(train=train, size=size, augment=augment)
-    return DenseTransform(train=train, size=size, kind=kind, in_domains=in_domains, augment=augment)
 
 
 class TransformedDataset(torch.utils.data.Dataset):

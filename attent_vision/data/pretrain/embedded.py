@@ -41,7 +41,8 @@ class SyntheticSettings:
         return replace(self, image_size=self.image_size or round(model_image_size * 5 / 4))
 
 
-def _write_split(root: Path, split: str, count: int, settings: SyntheticSettings, rng: np.random.Generator) -> list[dict]:
+def _write_split(root: Path, split: str, count: int, settings: SyntheticSettings,
+                 rng: np.random.Generator) -> list[dict]:
     specs = scene_specs(count, rng, settings.max_objects, settings.max_noise, settings.duplicate_fraction)
     layouts, rows = [], []
     for i, spec in enumerate(specs):

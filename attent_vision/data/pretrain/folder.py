@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from ...storage import reading
 from ...errors import DataError
 from ...models.input_adapters import SEMSEG_IGNORE_INDEX
+from ...storage import reading
 from ..image_io import SKIP_HINT, decode_image_file, decode_single_channel, list_images
 
 log = logging.getLogger(__name__)

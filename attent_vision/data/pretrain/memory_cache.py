@@ -1,10 +1,10 @@
 """``data.cache=memory``: decoded samples of a pretraining folder kept in RAM after their first read.
 
-Decoding PNGs is most of a pretraining loader's work. :class:`MemoryCachedFolder` wraps a
-:class:`~attent_vision.data.pretrain.folder.MultiModalFolder` and keeps what ``folder[i]`` returns ({modality: raw
-tensor}) after the first read, so later epochs and the scoring and validation passes over the same folder skip the
-decoding. Crops, flips and masks are drawn afterwards by the views (views.py) from (seed, epoch, index), so batches
-are bit-identical with and without the cache.
+Decoding PNGs is most of a pretraining loader's work. :class:`MemoryCachedFolder` wraps a sample source
+(:class:`~attent_vision.data.pretrain.source.SampleSource`, such as the folder layout's ``MultiModalFolder``) and
+keeps what ``folder[i]`` returns ({modality: raw tensor}) after the first read, so later epochs and the scoring
+and validation passes over the same folder skip the decoding. Crops, flips and masks are drawn afterwards by the
+views (views.py) from (seed, epoch, index), so batches are bit-identical with and without the cache.
 
 Per process, no shared memory: with ``data.num_workers=0`` one cache in the training process serves every view of
 the folder (training, scoring, reference); with loader workers each worker process fills its own copy with the
@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ...errors import ConfigError, DataError
+from .source import SampleSource
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class MemoryCachedFolder(Dataset):
     (``samples``, ``skipped``, ``modalities``, ``skip_bad_samples``, ...) are the folder's.
     """
 
-    def __init__(self, folder: Dataset):
+    def __init__(self, folder: SampleSource):
         self.folder = folder
         self._entries: dict[int, dict[str, tuple[torch.Tensor, torch.dtype]]] = {}
         self._bytes = 0

@@ -10,7 +10,8 @@ from torchvision.transforms import InterpolationMode
 from ..normalize import IMAGENET_MEAN, IMAGENET_STD, robust_standardize_depth
 
 # Labels must never be blended: nearest for semseg, smooth kernels for images.
-INTERPOLATION = {"rgb": InterpolationMode.BICUBIC, "depth": InterpolationMode.BILINEAR, "semseg": InterpolationMode.NEAREST_EXACT}
+INTERPOLATION = {"rgb": InterpolationMode.BICUBIC, "depth": InterpolationMode.BILINEAR,
+                 "semseg": InterpolationMode.NEAREST_EXACT}
 
 
 def sample_crop(height: int, width: int, scale, ratio, hflip_prob: float, seed: int):
@@ -38,7 +39,8 @@ def crop_resize(raw: dict[str, torch.Tensor], box, size: int, flip: bool) -> dic
     out = {}
     for m, x in raw.items():
         image = x.unsqueeze(0) if m == "semseg" else x
-        image = TF.resized_crop(image, top, left, h, w, [size, size], interpolation=INTERPOLATION[m], antialias=m != "semseg")
+        image = TF.resized_crop(image, top, left, h, w, [size, size], interpolation=INTERPOLATION[m],
+                                antialias=m != "semseg")
         if flip:
             image = TF.horizontal_flip(image)
         out[m] = image.squeeze(0) if m == "semseg" else image

@@ -1,4 +1,5 @@
-"""Views of a folder dataset as model batches: augmented for training, deterministic for scoring and validation.
+"""Views of a pretraining dataset split as model batches: augmented for training, deterministic for scoring and
+validation.
 
 Everything random about a sample (its crop, flip and token masks) is a pure function of (seed, epoch, index,
 draw), so a run is reproducible regardless of worker processes, ranks or interruptions. Samplers pass keys
@@ -13,12 +14,13 @@ from torch.utils.data import Dataset
 from ...errors import DataError
 from ...models.masking import MaskSpec
 from ...seeds import STREAM_FIXED, STREAM_SHARED_MASK, STREAM_TRAIN, derive_seed
-from .folder import MultiModalFolder
+from .source import SampleSource
 from .transforms import center_box, crop_resize, sample_crop, to_model_inputs
 
 
 class PretrainView(Dataset):
-    """Model-ready samples of a :class:`MultiModalFolder`.
+    """Model-ready samples of a sample source (:class:`SampleSource`: the folder layout's MultiModalFolder, or any
+    dataset kind's split).
 
     Args:
         folder: the raw dataset.
@@ -39,7 +41,7 @@ class PretrainView(Dataset):
 
     def __init__(
         self,
-        folder: MultiModalFolder,
+        folder: SampleSource,
         *,
         image_size: int,
         augment: bool,

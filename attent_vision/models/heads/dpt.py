@@ -127,10 +127,16 @@ class DPTHead(nn.Module):
             nn.Conv2d(32, num_channels, kernel_size=1),
         )
         # Reassembly: 4x and 2x up by transposed convs, 1x as is, 1/2x by a strided conv.
-        self.act_1_postprocess = nn.Sequential(nn.Conv2d(d_in, dims[0], 1), nn.ConvTranspose2d(dims[0], dims[0], 4, stride=4))
-        self.act_2_postprocess = nn.Sequential(nn.Conv2d(d_in, dims[1], 1), nn.ConvTranspose2d(dims[1], dims[1], 2, stride=2))
+        self.act_1_postprocess = nn.Sequential(
+            nn.Conv2d(d_in, dims[0], 1), nn.ConvTranspose2d(dims[0], dims[0], 4, stride=4)
+        )
+        self.act_2_postprocess = nn.Sequential(
+            nn.Conv2d(d_in, dims[1], 1), nn.ConvTranspose2d(dims[1], dims[1], 2, stride=2)
+        )
         self.act_3_postprocess = nn.Sequential(nn.Conv2d(d_in, dims[2], 1))
-        self.act_4_postprocess = nn.Sequential(nn.Conv2d(d_in, dims[3], 1), nn.Conv2d(dims[3], dims[3], 3, stride=2, padding=1))
+        self.act_4_postprocess = nn.Sequential(
+            nn.Conv2d(d_in, dims[3], 1), nn.Conv2d(dims[3], dims[3], 3, stride=2, padding=1)
+        )
         self.act_postprocess = nn.ModuleList(
             [self.act_1_postprocess, self.act_2_postprocess, self.act_3_postprocess, self.act_4_postprocess]
         )

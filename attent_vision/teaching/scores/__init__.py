@@ -4,25 +4,17 @@
     learnability   loss minus a holdout-trained reference model's loss (RHO-LOSS-style; reducible loss)
     progress       how much the loss fell since the sample's previous score
     modalities.py  per-task scores -> one score per sample (objective weights, or normalised modality weights)
+
+A new score is one module here (or in the user's ``extensions``) whose class carries ``@SCORES.register()``.
 """
 
-from .base import ScoreFunction, ScoreInputs
-from .learnability import LearnabilityScore
-from .loss import LossScore
+from .base import SCORES, ScoreFunction, ScoreInputs
 from .modalities import combine
-from .progress import ProgressScore
-
-SCORES: dict[str, type[ScoreFunction]] = {
-    "loss": LossScore,
-    "learnability": LearnabilityScore,
-    "progress": ProgressScore,
-}
 
 
 def build_score(name: str) -> ScoreFunction:
-    if name not in SCORES:
-        raise ValueError(f"unknown score function '{name}'; choose from {list(SCORES)}")
-    return SCORES[name]()
+    """The registered score function ``name`` (a one-line error listing the registered ones if there is none)."""
+    return SCORES.get(name)()
 
 
 __all__ = ["SCORES", "ScoreFunction", "ScoreInputs", "build_score", "combine"]

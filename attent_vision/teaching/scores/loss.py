@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import ScoreFunction, ScoreInputs
+from .base import SCORES, ScoreFunction, ScoreInputs
 
 if TYPE_CHECKING:
     import torch
 
 
+@SCORES.register()
 class LossScore(ScoreFunction):
     name = "loss"
+    description = "the sample's loss"
+    relative_to_loss_level = True
 
     def per_task(self, inputs: ScoreInputs) -> torch.Tensor:
         return inputs.current

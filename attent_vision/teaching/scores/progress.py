@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import ScoreFunction, ScoreInputs
+from .base import SCORES, ScoreFunction, ScoreInputs
 
 if TYPE_CHECKING:
     import torch
 
 
+@SCORES.register()
 class ProgressScore(ScoreFunction):
     name = "progress"
+    description = "how much the loss fell since the sample's previous score"
     needs_history = True
 
     def per_task(self, inputs: ScoreInputs) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""The interface every selection strategy implements."""
+"""The interface every selection strategy implements, and their registry: a strategy is one module of this package
+(or of the user's ``extensions``) whose class carries ``@STRATEGIES.register()``."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ...registry import Registry
+
 if TYPE_CHECKING:  # torch only where tensors are made: config checks read strategy traits without importing it
     import torch
+
+    from ..epoch_plan import EpochPlan
 
 
 @dataclass(frozen=True)
@@ -52,12 +57,25 @@ class SelectionStrategy(ABC):
     """
 
     name: str = ""
+    description: str = ""  # one line for the plan printout (what the subset is)
     needs_scores: bool = True
     trains_on_subsets: bool = True
-    cyclic: bool = True
+    cyclic: bool = True  # False: the strategy plans every epoch itself (``plan_epochs``)
     reselects_every_subset_epoch: bool = False  # True: the plan selects before every subset epoch (rs2)
     free_scores_only: bool = False  # scores come from training steps whatever teaching.score_source says
     has_unbiased_weights: bool = True  # select_weighted is implemented (hard: False)
+
+    @classmethod
+    def from_config(cls, selection) -> "SelectionStrategy":
+        """The strategy for the ``selection`` config group (a SelectionConfig or any object with its attributes);
+        a strategy with options of its own (soft: temperature, normalization) reads them here."""
+        return cls()
+
+    def plan_epochs(self, num_samples: int, epochs: int) -> "EpochPlan":
+        """Every epoch of a non-``cyclic`` strategy's run (cyclic strategies follow the ratio/interval cycles that
+        plan.py builds and never get this call)."""
+        raise NotImplementedError(f"selection strategy '{self.name}' is not cyclic, so it must plan its own epochs "
+                                  "(plan_epochs)")
 
     @abstractmethod
     def select(self, scores: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -77,3 +95,6 @@ class SelectionStrategy(ABC):
                               round: SelectionRound) -> tuple[torch.Tensor, torch.Tensor]:
         """``select_weighted`` for the selection ``round`` of a run. scores: N -> (k indices, k float64 weights)."""
         return self.select_weighted(scores, k, generator)
+
+
+STRATEGIES: Registry[type[SelectionStrategy]] = Registry("selection strategy", "selection.strategy", __package__)

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import SelectionStrategy
+from .base import STRATEGIES, SelectionStrategy
 
 if TYPE_CHECKING:
     import torch
 
 
+@STRATEGIES.register()
 class HardSelection(SelectionStrategy):
     name = "hard"
+    description = "the k samples with the highest scores"
     has_unbiased_weights = False
 
     def select(self, scores: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from .base import SelectionStrategy
+from ..epoch_plan import FULL, SUBSET, EpochPlan, EpochSpec
+from .base import STRATEGIES, SelectionStrategy
 
 if TYPE_CHECKING:
     import torch
@@ -36,10 +37,22 @@ def prune_candidates(scores: torch.Tensor, generator: torch.Generator | None = N
     return order[torch.argsort(scores[order], stable=True)][:half]
 
 
+@STRATEGIES.register()
 class PruneSelection(SelectionStrategy):
     name = "prune"
+    description = "InfoBatch-style: below-mean-score samples dropped at random, the kept ones' losses rescaled"
     cyclic = False
     free_scores_only = True
+
+    def __init__(self, prune_ratio: float = 0.5, prune_delta: float = 0.875):
+        self.prune_ratio, self.prune_delta = prune_ratio, prune_delta
+
+    @classmethod
+    def from_config(cls, selection) -> "PruneSelection":
+        return cls(prune_ratio=selection.prune_ratio, prune_delta=selection.prune_delta)
+
+    def plan_epochs(self, num_samples: int, epochs: int) -> EpochPlan:
+        return prune_plan(num_samples, epochs, self.prune_ratio, self.prune_delta)
 
     def select(self, scores: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
         return self.select_weighted(scores, k, generator)[0]
@@ -60,3 +73,18 @@ class PruneSelection(SelectionStrategy):
             inclusion[candidates] = 1 - drop / candidates.numel()
         chosen = keep.nonzero().squeeze(1)
         return chosen, k / (n * inclusion[chosen])
+
+
+def prune_plan(num_samples: int, epochs: int, prune_ratio: float, prune_delta: float) -> EpochPlan:
+    """Epoch 0 on full data (it gives every sample its first training-step score); epochs 1 .. ceil(delta E) - 1
+    pruned by round(prune_ratio x N / 2) samples each (strategies/prune.py), a selection before each; the rest,
+    the tail, on full data."""
+    if not 0 <= prune_ratio < 1:
+        raise ValueError(f"prune_ratio must be in [0, 1), got {prune_ratio}")
+    if not 0 < prune_delta <= 1:
+        raise ValueError(f"prune_delta must be in (0, 1], got {prune_delta}")
+    size = num_samples - round(prune_ratio * num_samples / 2)
+    pruned = range(1, max(1, math.ceil(prune_delta * epochs - 1e-9)))
+    specs = [EpochSpec(e, SUBSET, 0, size / num_samples, size, True, len(pruned)) if e in pruned
+             else EpochSpec(e, FULL, -1, 1.0, num_samples, False) for e in range(epochs)]
+    return EpochPlan(tuple(specs), num_samples)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import SelectionStrategy
+from .base import STRATEGIES, SelectionStrategy
 
 if TYPE_CHECKING:
     import torch
 
 
+@STRATEGIES.register()
 class RandomSelection(SelectionStrategy):
     name = "random"
+    description = "a uniform random subset, drawn anew at each selection"
     needs_scores = False
 
     def select(self, scores: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import SelectionRound, SelectionStrategy
+from .base import STRATEGIES, SelectionRound, SelectionStrategy
 
 if TYPE_CHECKING:
     import torch
@@ -43,8 +43,10 @@ def crossing_tails(sizes: list[int], n: int) -> dict[int, int]:
     return tails
 
 
+@STRATEGIES.register()
 class RS2Selection(SelectionStrategy):
     name = "rs2"
+    description = "uniform subsets without replacement across epochs (RS2: every sample once before any twice)"
     needs_scores = False
     reselects_every_subset_epoch = True
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import SelectionStrategy
+from .base import STRATEGIES, SelectionStrategy
 
 if TYPE_CHECKING:
     import torch
@@ -51,8 +51,14 @@ def log_probabilities(scores: torch.Tensor, normalization: str) -> torch.Tensor:
     raise ValueError(f"unknown normalization '{normalization}'; choose from {list(NORMALIZATIONS)}")
 
 
+@STRATEGIES.register()
 class SoftSelection(SelectionStrategy):
     name = "soft"
+    description = "a score-weighted random subset (Gumbel-top-k with a temperature)"
+
+    @classmethod
+    def from_config(cls, selection) -> "SoftSelection":
+        return cls(temperature=selection.temperature, normalization=selection.normalization)
 
     def __init__(self, temperature: float = 1.0, normalization: str = "softmax"):
         if temperature <= 0:

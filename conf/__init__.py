@@ -1,4 +1,7 @@
-"""The Hydra configs, shipped inside the package so an installed wheel runs from any directory.
+"""The Hydra configs: conf/ at the repository root, where users of Hydra projects look for them, and the package
+``attent_vision.conf`` wherever attent-vision is installed (pyproject.toml maps this folder into the package: an
+editable install imports it from here, a wheel carries it as attent_vision/conf/), so an installed wheel runs from
+any directory. The package finds the configs through the constants below (or ``pkg://attent_vision.conf...``).
 
     train/      attent-train's primary config (train.yaml) and its groups (model/ data/ ratio/ selection/ ...)
     finetune/   attent-finetune's primary config (finetune.yaml) and its groups (task/ data/ benchmark/ ...)
