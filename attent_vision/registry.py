@@ -29,6 +29,10 @@ class UnknownName(ConfigError, ValueError):
     """A config value that names no registered entry (a ValueError too, for the library API's callers)."""
 
 
+class RegistrationError(ConfigError, ValueError):
+    """An entry that cannot be registered: no name, or a name another entry holds."""
+
+
 class Registry(Generic[T]):
     """Entries by name for one extension point.
 
@@ -40,16 +44,19 @@ class Registry(Generic[T]):
         self.kind, self.config_key, self.package = kind, config_key, package
         self._entries: dict[str, T] = {}
         self._discovered = package is None
+        self._discovering = False
 
     # ---------------------------------------------------------------------------------------- registering
     def add(self, name: str, entry: T) -> T:
         """Register ``entry`` under ``name``; a second entry under a taken name is refused (two extensions would
         otherwise silently replace each other, depending on import order)."""
         if not name or not isinstance(name, str):
-            raise ValueError(f"a {self.kind} needs a non-empty name, got {name!r}")
+            raise RegistrationError(f"a {self.kind} needs a non-empty name, got {name!r} (from {_origin(entry)})")
+        # The built-ins first, so that an extension taking a built-in's name fails here, at its own import
+        self._discover()
         if name in self._entries and self._entries[name] is not entry:
-            raise ValueError(f"{self.kind} '{name}' is already registered (by {_origin(self._entries[name])}); "
-                             "choose another name")
+            raise RegistrationError(f"{self.kind} '{name}' of {_origin(entry)} is already registered (by "
+                                    f"{_origin(self._entries[name])}); give yours another name")
         self._entries[name] = entry
         return entry
 
@@ -64,12 +71,16 @@ class Registry(Generic[T]):
     # ---------------------------------------------------------------------------------------------- lookup
     def _discover(self) -> None:
         """Import every module of the built-ins' package once (each registers what it defines)."""
-        if self._discovered:
+        if self._discovered or self._discovering:  # the built-ins' own registrations arrive while it imports them
             return
-        self._discovered = True
-        package = importlib.import_module(self.package)
-        for module in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"{self.package}.{module.name}")
+        self._discovering = True
+        try:
+            package = importlib.import_module(self.package)
+            for module in pkgutil.iter_modules(package.__path__):
+                importlib.import_module(f"{self.package}.{module.name}")
+            self._discovered = True  # only once every built-in is in: a failed import is retried, not half-kept
+        finally:
+            self._discovering = False
 
     def get(self, name: str) -> T:
         """The entry registered as ``name``; ConfigError (one line listing the registered names) if none is."""
@@ -112,5 +123,10 @@ def import_extensions(modules: list[str] | tuple[str, ...]) -> None:
         try:
             importlib.import_module(name)
         except ImportError as e:
-            raise ConfigError(f"config key extensions: module '{name}' cannot be imported ({e}); put its folder on "
-                              "PYTHONPATH or install its package") from None
+            if e.name is not None and (name == e.name or name.startswith(e.name + ".")):  # the module is not there
+                raise ConfigError(f"config key extensions: module '{name}' cannot be imported ({e}); put its folder "
+                                  "on PYTHONPATH or install its package") from None
+            raise ConfigError(f"config key extensions: module '{name}' failed while importing: {e}; install what "
+                              "it needs") from None
+        except RegistrationError as e:
+            raise ConfigError(f"config key extensions: module '{name}': {e}") from None

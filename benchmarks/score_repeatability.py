@@ -250,8 +250,8 @@ def train_reference(cfg, view, device: torch.device):
     from attent_vision.engine.distributed import DistEnv
     from attent_vision.pretraining.reference import load_or_train_reference_model
 
-    folder = Path(tempfile.mkdtemp(prefix="attent_reference_")) / "reference"
-    model, _, info = load_or_train_reference_model(cfg, view, folder, DistEnv(device=device))
+    with tempfile.TemporaryDirectory(prefix="attent_reference_") as folder:  # its run folder: checkpoints, not kept
+        model, _, info = load_or_train_reference_model(cfg, view, Path(folder) / "reference", DistEnv(device=device))
     return model.eval(), info
 
 

@@ -67,6 +67,16 @@ def test_an_unregistered_name_is_one_line_listing_the_registered_ones(override, 
     assert "toy_nowhere" in line and "choose one of" in line and listed in line, done.stderr[-2000:]
 
 
+def test_an_extension_taking_a_registered_name_is_one_line_and_changes_nothing():
+    done = run_in_process(["train.py", "debug=smoke", "extensions=[toys.clash]"])
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert "toys.clash" in line and "'loss'" in line and "already registered" in line, done.stderr[-2000:]
+    from attent_vision.teaching.scores import SCORES
+
+    assert SCORES.get("loss").__module__ == "attent_vision.teaching.scores.loss"  # the built-in kept its name
+
+
 def test_an_extension_that_cannot_be_imported_is_one_line():
     done = run_in_process(["train.py", "debug=smoke", "extensions=[toys.does_not_exist]"])
     assert done.returncode == 2

@@ -138,6 +138,7 @@ def reference_config(cfg, holdout_size: int, world_size: int):
     OmegaConf.set_readonly(sub, False)
     sub.trainer.batch_size = reference_batch(cfg, holdout_size, world_size)
     sub.checkpoint.every_epochs = 0
+    sub.checkpoint.keep_last = 1  # its weights live on in the cache and its losses in the teacher: keep one only
     sub.checkpoint.resume = "auto"
     sub.logger.mode = "disabled"
     return sub

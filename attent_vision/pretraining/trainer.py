@@ -117,7 +117,7 @@ class Pretrainer(PretrainingProbes, Trainer):
             step = self.progress.global_step
             self.tracker.log(record.tracker_metrics() | {"time/scoring_s": self.timer.totals["scoring"]}, step)
             scores = self.teacher.last_scores()
-            if scores is not None:
+            if scores is not None and scores.numel():
                 self.tracker.histogram("teach/scores", scores.numpy(), step)
         pool = self._planned_size(epoch, subset, record)
         if not resuming:  # a resumed epoch was counted before its checkpoint

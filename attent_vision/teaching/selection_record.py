@@ -1,13 +1,16 @@
 """The record of one selection round: written by the teacher, read by the stage (the tracker, selections.npz), the
 log line (narration.py), the report and the benchmarks.
 
-results.json's ``selections`` entries are these records as dicts, with the keys they always had: a field that is
-None was not measured for this selection (no scores needed, no reference model, ...) and is left out of the dict.
-Files written by other versions load: missing keys become None, unknown keys are kept in ``other`` and written back.
+results.json's ``selections`` entries are these records as dicts, with the keys they always had: a field never set
+for this selection (no scores needed, no reference model, ...) is left out of the dict, and one set to None (no
+score ages yet, a repeatability check with too few samples) is written as null. Files written by other versions
+load: missing keys become None, unknown keys are kept in ``other`` and written back.
 """
 
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
+
+ALWAYS = ("epoch", "cycle", "ratio", "size", "interval", "step", "samples_scored", "scoring_s")  # in every record
 
 
 @dataclass
@@ -39,6 +42,15 @@ class SelectionRecord:
     repeated: Optional[int] = None  # repeats that filled a subset short of loadable samples (the stage)
     other: dict = field(default_factory=dict)  # keys this version does not know (kept on a round trip)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_given", set())  # the optional fields set after construction (not a field)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        given = self.__dict__.get("_given")
+        if given is not None:
+            given.add(name)
+
     @classmethod
     def from_dict(cls, entry: dict) -> "SelectionRecord":
         record = cls(**{k: entry.get(k) for k in ("epoch", "cycle", "ratio", "size", "interval", "step")})
@@ -46,8 +58,9 @@ class SelectionRecord:
         return record
 
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "other"}
-        return {k: v for k, v in out.items() if v is not None} | self.other
+        """The results.json entry: the fields every record has, and each other field that was set (None too)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "other" and
+                (f.name in ALWAYS or f.name in self._given or getattr(self, f.name) is not None)} | self.other
 
     def update(self, values: dict) -> None:
         """Set the fields named in ``values`` (unknown names go to ``other``)."""
