@@ -44,24 +44,16 @@ class PretrainLearner(Learner):
         return all_gather_cat(x, self.stage.dist)
 
     @contextmanager
-    def _evaluation_mode(self):
-        self.stage.model.eval()
-        try:
-            yield
-        finally:
-            self.stage.model.train()
-
-    @contextmanager
     def inference(self):
         """A scoring pass: evaluation mode, its time charged to the ``scoring`` phase."""
-        with self.stage.timer.phase("scoring", sync=True), self._evaluation_mode():
+        with self.stage.timer.phase("scoring", sync=True), self.stage.evaluation_mode():
             yield
 
     @contextmanager
     def measurement(self):
         """The repeatability check: evaluation mode, its time charged to ``eval`` (a measurement, like validation:
         not the method's cost, and outside the scoring cap's arithmetic)."""
-        with self.stage.timer.phase("eval", sync=True), self._evaluation_mode():
+        with self.stage.timer.phase("eval", sync=True), self.stage.evaluation_mode():
             yield
 
     def synchronize(self) -> None:

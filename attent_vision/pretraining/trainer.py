@@ -92,7 +92,8 @@ class Pretrainer(PretrainingProbes, Trainer):
         return torch.stack([getattr(losses[t], field) * losses[t].valid for t in self.train_metric_names], dim=1)
 
     @contextmanager
-    def _inference(self):
+    def evaluation_mode(self):
+        """The model in evaluation mode for the block (validation, figures, the learner's scoring passes)."""
         self.model.eval()
         try:
             yield
@@ -169,7 +170,7 @@ class Pretrainer(PretrainingProbes, Trainer):
         tasks = self.train_metric_names
         sums = torch.zeros(2 + 2 * len(tasks), device=self.device, dtype=torch.float64)
         bad = BadSampleLog()
-        with self.timer.phase("eval", sync=True), self._inference():
+        with self.timer.phase("eval", sync=True), self.evaluation_mode():
             for batch in progress_bar(self.val_loader, desc="validation", show=self.show_bars):
                 bad.update(batch)
                 if "index" not in batch:
@@ -195,7 +196,7 @@ class Pretrainer(PretrainingProbes, Trainer):
         view = self.views["val"] or self.views["score"]
         if not self.dist.is_main or self.cfg.trainer.num_vis_samples <= 0:
             return None
-        with self.timer.phase("eval"), self._inference():
+        with self.timer.phase("eval"), self.evaluation_mode():
             batch = collate_skipping_bad([view[i] for i in range(min(self.cfg.trainer.num_vis_samples, len(view)))])
             if "index" not in batch:
                 return None

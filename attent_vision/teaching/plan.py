@@ -12,8 +12,8 @@ warm-up is counted in full-data epochs, so it lasts the same optimizer steps for
 
 from .epoch_plan import FULL, SUBSET, EpochPlan, EpochSpec
 from .schedules import interval_schedule, ratio_schedule, subset_size
-from .settings import SelectionConfig
-from .strategies import STRATEGIES, SelectionStrategy
+from .selection import build_strategy
+from .strategies import SelectionStrategy
 
 __all__ = ["FULL", "SUBSET", "EpochPlan", "EpochSpec", "build_plan"]
 
@@ -40,8 +40,7 @@ def build_plan(
     if num_samples < 1:
         raise ValueError("the training set is empty")
     if not isinstance(strategy, SelectionStrategy):
-        strategy = STRATEGIES.get(strategy).from_config(
-            SelectionConfig(strategy=strategy, prune_ratio=prune_ratio, prune_delta=prune_delta))
+        strategy = build_strategy(strategy, prune_ratio=prune_ratio, prune_delta=prune_delta)
     if not strategy.trains_on_subsets:
         return EpochPlan(tuple(EpochSpec(e, FULL, -1, 1.0, num_samples, False) for e in range(epochs)), num_samples)
     if not strategy.cyclic:

@@ -6,10 +6,12 @@ from .settings import SelectionConfig
 from .strategies import STRATEGIES, SelectionRound, SelectionStrategy
 
 
-def build_strategy(strategy: str, temperature: float = 1.0, normalization: str = "softmax") -> SelectionStrategy:
-    """The registered strategy ``strategy`` with these options (the ones it does not read are ignored)."""
+def build_strategy(strategy: str, temperature: float = 1.0, normalization: str = "softmax",
+                   **options) -> SelectionStrategy:
+    """The registered strategy ``strategy`` with these options (any other key of the ``selection`` group, e.g.
+    prune_ratio, in ``options``; the ones it does not read are ignored)."""
     return STRATEGIES.get(strategy).from_config(
-        SelectionConfig(strategy=strategy, temperature=temperature, normalization=normalization))
+        SelectionConfig(strategy=strategy, temperature=temperature, normalization=normalization, **options))
 
 
 def select(
