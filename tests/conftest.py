@@ -46,6 +46,15 @@ def smoke_data_root(isolated_cache):
     return ensure_synthetic_dataset(SyntheticSettings(num_train=96, num_val=32, image_size=40))
 
 
+@pytest.fixture(scope="session")
+def tiny_labellers(tmp_path_factory):
+    """name -> folder of the tiny randomly initialised labelling models (dpt, depth_anything, mask2former; built once
+    per session from configs, no download) that attent-pseudolabel loads as depth.model= / semseg.model=."""
+    from toys.tiny_labellers import save_tiny_labellers
+
+    return save_tiny_labellers(tmp_path_factory.mktemp("tiny_labellers"))
+
+
 def load_benchmark(name: str):
     """benchmarks/<name>.py as a module (benchmarks/ is not a package: its scripts import each other by name)."""
     import importlib.util
@@ -93,7 +102,8 @@ def run_cli(args: list[str], cwd=REPO, timeout=None, env=None):
                           env=full_env)
 
 
-ENTRY_POINTS = {"train.py": "attent_vision.train", "finetune.py": "attent_vision.finetune"}
+ENTRY_POINTS = {"train.py": "attent_vision.train", "finetune.py": "attent_vision.finetune",
+                "attent-pseudolabel": "attent_vision.pseudolabel"}
 
 
 def run_in_process(args: list[str]) -> subprocess.CompletedProcess:

@@ -1,4 +1,4 @@
-"""Commands that answer before torch loads: ``--help``, ``--cfg job`` and every kind of config error of both entry
+"""Commands that answer before torch loads: ``--help``, ``--cfg job`` and every kind of config error of the entry
 points come back without importing torch, torchvision, timm or wandb (importing torch alone takes longer than all
 they do). Each command runs in turn in one subprocess, which reports after each what it has imported so far."""
 
@@ -6,7 +6,7 @@ import json
 
 from conftest import REPO, run_cli
 
-HEAVY = ("torch", "torchvision", "timm", "wandb")
+HEAVY = ("torch", "torchvision", "timm", "wandb", "transformers")
 
 PROBE = """
 import json, runpy, sys
@@ -44,12 +44,16 @@ def test_help_cfg_and_config_errors_answer_without_importing_torch(tmp_path):
         ["train.py", "+trainer.epoch=3"],  # ... a key Hydra's + would add
         ["train.py", "experiment=cosine_fixed_soft"],  # ... a nested option by its last part
         ["finetune.py", "task=nyuv2_dept"],
+        ["attent_vision/pseudolabel.py", "--help"],  # the pseudo-labelling command: help, a value out of range,
+        ["attent_vision/pseudolabel.py", "batch_size=0", "input=.", "output=/nonexistent", run],  # a folder check,
+        ["attent_vision/pseudolabel.py", "input=/nonexistent", "output=/elsewhere", run],
+        ["attent_vision/pseudolabel.py", "batchsize=2"],  # a typo: none needs transformers or torch
         ["train.py", "--config-dir", str(REPO / "attent_vision" / "conf" / "train"), "selection=sotf"],  # Hydra's
     ]
     out = run_cli(["-c", PROBE, json.dumps(commands)], cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout.rsplit("PROBE ", 1)[1])
-    assert [r["exit"] for r in report] == [0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1], report
+    assert [r["exit"] for r in report] == [0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 2, 2, 2, 1], report
     for r in report:
         assert r["imported"] == [], f"{r['command']} imported {r['imported']}"
     assert ("== Configuration groups ==" in out.stdout

@@ -157,13 +157,22 @@ def finetune_job(cfg: DictConfig, run_dir: str | Path, accepted: Callable[[], No
     return trainer.run()
 
 
-JOBS: dict[str, Callable[..., dict]] = {"pretrain": pretrain_job, "finetune": finetune_job}
+def pseudolabel_job(cfg: DictConfig, run_dir: str | Path, accepted: Callable[[], None] = _nothing) -> dict:
+    from ..pseudolabelling.job import label_folder
+
+    accepted()  # the run folder holds only this invocation's log: nothing to refuse
+    return label_folder(cfg)
+
+
+JOBS: dict[str, Callable[..., dict]] = {"pretrain": pretrain_job, "finetune": finetune_job,
+                                        "pseudolabel": pseudolabel_job}
 
 
 def run_entry(cfg: DictConfig, stage: str) -> dict | None:
-    """Validate ``cfg`` for ``stage`` (pretrain / finetune), then run its job into the Hydra run folder. A multirun
-    job also records how it ended, whatever ended it, for the sweep's summary line (multirun_summary.py); a job
-    stopped by a signal ends a sweep whose jobs run in this process, with that job's exit status."""
+    """Validate ``cfg`` for ``stage`` (pretrain / finetune / pseudolabel), then run its job into the Hydra run
+    folder. A multirun job also records how it ended, whatever ended it, for the sweep's summary line
+    (multirun_summary.py); a job stopped by a signal ends a sweep whose jobs run in this process, with that job's exit
+    status."""
     if HydraConfig.get().mode.name != "MULTIRUN":
         return run_job(cfg, stage)
     from .multirun_summary import record_job_outcome, stop_sweep_after_a_signal
@@ -187,7 +196,8 @@ def run_job(cfg: DictConfig, stage: str) -> dict | None:
     metadata = RunMetadata.of_hydra_job()
     try:
         validate_config(cfg, stage)
-        check_wandb_mode(cfg.logger)  # an environment variable wandb would refuse with a traceback, before any work
+        if "logger" in cfg:  # an environment variable wandb would refuse with a traceback, before any work
+            check_wandb_mode(cfg.logger)
         results = JOBS[stage](cfg, hydra_run_dir(), accepted=metadata.accept)
     except (UserError, OSError) as e:
         # A full disk or read-only folder met by a write that does not name itself (a figure, config.yaml).

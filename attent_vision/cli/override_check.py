@@ -27,7 +27,7 @@ from ..config.schema_keys import EXTRA_KEY, child_names, find_unknown
 from ..errors import ConfigError
 from .help_text import config_groups
 
-STAGE_OF_COMMAND = {"attent-train": "pretrain", "attent-finetune": "finetune"}
+STAGE_OF_COMMAND = {"attent-train": "pretrain", "attent-finetune": "finetune", "attent-pseudolabel": "pseudolabel"}
 
 # Hydra's command-line flags (hydra/_internal/utils.py get_args_parser) that take a value, and those after which the
 # other arguments are not overrides of our config tree (a tree of the user's, shell completion, a rerun, help).

@@ -3,6 +3,7 @@
     common.py            helpers and the trainer/optim/checkpoint/logger settings both stages share
     pretrain.py          TrainConfig (train.py) and validate_train_config
     finetune.py          FinetuneConfig (finetune.py) and validate_finetune_config
+    pseudolabel.py       PseudolabelConfig (attent-pseudolabel) and validate_pseudolabel_config
     downstream_data.py   the fine-tuning data schema
     downstream_tasks.py  the downstream tasks (one list for config, suite, report and benchmarks)
     schema_keys.py       which dotted keys a schema has (unknown keys: here and on the command line)
@@ -17,10 +18,13 @@ from ..errors import ConfigError
 from ..registry import import_extensions
 from .finetune import FinetuneConfig, validate_finetune_config
 from .pretrain import TrainConfig, validate_train_config
+from .pseudolabel import PseudolabelConfig, validate_pseudolabel_config
 from .schema_keys import EXTRA_KEY, find_unknown, unknown_keys
 
-SCHEMAS = {"pretrain": ("train_schema", TrainConfig), "finetune": ("finetune_schema", FinetuneConfig)}
-VALIDATORS = {"pretrain": validate_train_config, "finetune": validate_finetune_config}
+SCHEMAS = {"pretrain": ("train_schema", TrainConfig), "finetune": ("finetune_schema", FinetuneConfig),
+           "pseudolabel": ("pseudolabel_schema", PseudolabelConfig)}
+VALIDATORS = {"pretrain": validate_train_config, "finetune": validate_finetune_config,
+              "pseudolabel": validate_pseudolabel_config}
 
 
 def register_configs(*stages: str) -> None:
@@ -34,7 +38,7 @@ def register_configs(*stages: str) -> None:
 
 
 def validate_config(cfg: DictConfig, stage: str) -> None:
-    """Entry-point validation for ``stage`` in (pretrain, finetune): raises a ConfigError naming the key."""
+    """Entry-point validation for ``stage`` (pretrain, finetune, pseudolabel): raises a ConfigError naming the key."""
     check_known_keys(cfg, stage)
     # The user's extension modules register their scores, strategies, datasets and task kinds before any check
     # looks a name up in a registry (attent_vision/registry.py).
@@ -57,5 +61,5 @@ def check_known_keys(cfg: DictConfig, stage: str) -> None:
                           f"{EXTRA_KEY}.<name>")
 
 
-__all__ = ["FinetuneConfig", "TrainConfig", "check_known_keys", "register_configs", "validate_config",
-           "validate_finetune_config", "validate_train_config"]
+__all__ = ["FinetuneConfig", "PseudolabelConfig", "TrainConfig", "check_known_keys", "register_configs",
+           "validate_config", "validate_finetune_config", "validate_pseudolabel_config", "validate_train_config"]

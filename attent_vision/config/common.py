@@ -95,17 +95,17 @@ def is_pair(values, lower_ok) -> bool:
     return len(values) == 2 and lower_ok(values[0]) and values[0] <= values[1]
 
 
-def check_device(device: str) -> None:
-    """``trainer.device``: auto, cpu, cuda or cuda:N, and CUDA only where a GPU is visible."""
+def check_device(device: str, key: str = "trainer.device") -> None:
+    """``key`` (``trainer.device``): auto, cpu, cuda or cuda:N, and CUDA only where a GPU is visible."""
     require(device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()),
-            "trainer.device", device, "must be auto, cpu, cuda or cuda:N")
+            key, device, "must be auto, cpu, cuda or cuda:N")
     if device.startswith("cuda"):
         import torch  # only to ask for a GPU: every other config check runs without torch
 
-        require(torch.cuda.is_available(), "trainer.device", device,
-                "no CUDA GPU is visible to this process; use trainer.device=cpu (or auto)")
+        require(torch.cuda.is_available(), key, device,
+                f"no CUDA GPU is visible to this process; use {key}=cpu (or auto)")
         index = int(device[5:]) if ":" in device else 0
-        require(index < torch.cuda.device_count(), "trainer.device", device,
+        require(index < torch.cuda.device_count(), key, device,
                 f"this process sees {torch.cuda.device_count()} GPU(s) (cuda:0 ...)")
 
 

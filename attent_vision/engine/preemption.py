@@ -15,6 +15,7 @@
 """
 
 import logging
+import os
 import signal
 
 log = logging.getLogger(__name__)
@@ -23,13 +24,19 @@ HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
 
 
 class StopRequested:
-    def __init__(self):
+    """``unit``: what the run finishes before it stops ("step", or the pseudo-labelling's "batch"); ``saves``:
+    whether it writes a checkpoint first (what the log lines promise)."""
+
+    def __init__(self, unit: str = "step", saves: str | None = "a checkpoint"):
         self.pending: int | None = None  # a signal received and not yet acted on
         self.stopped_by: int | None = None  # the signal that ended the run
         self.repeated: set[int] = set()  # signals that came again while stopping (logged once each)
         self._previous: dict[int, object] = {}
+        self.unit, self.saves = unit, saves
+        self._pid = os.getpid()
 
     def install(self) -> None:
+        self._pid = os.getpid()
         for sig in HANDLED:
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -42,15 +49,23 @@ class StopRequested:
         self._previous.clear()
 
     def _handle(self, signum, frame) -> None:
+        if os.getpid() != self._pid:
+            # A data-loading worker forked after install() inherits the handler; Ctrl-C reaches the whole process
+            # group. The main process decides when to stop (and stops the workers): a worker goes on quietly.
+            return
+        kept = "the last checkpoint written" if self.saves else "every file written"
         if self.pending is not None or self.stopped_by is not None:  # already stopping: the same request
             if signum == signal.SIGINT and signum in self.repeated:  # Ctrl-C a third time: a person wants out now
-                raise KeyboardInterrupt("Ctrl-C pressed three times: stopping at once (the last checkpoint is kept)")
+                raise KeyboardInterrupt(f"Ctrl-C pressed three times: stopping at once (keeping {kept})")
             if signum not in self.repeated:
                 self.repeated.add(signum)
-                log.warning("received signal %d again: still stopping after the current step, with a checkpoint "
-                            "(kill -9 stops at once, keeping the last checkpoint written)", signum)
+                log.warning("received signal %d again: still stopping after the current %s%s (kill -9 stops at "
+                            "once, keeping %s)", signum, self.unit, f", with {self.saves}" if self.saves else "",
+                            kept)
             return
-        log.warning("received signal %d: saving a checkpoint after the current step", signum)
+        first = f"saving {self.saves} after the current {self.unit}" if self.saves else \
+            f"stopping after the current {self.unit}"
+        log.warning("received signal %d: %s", signum, first)
         self.pending = signum
 
     def restore_and_resend_late(self) -> None:

@@ -1,14 +1,14 @@
 """Adds attent-vision's shared config groups (logger/, hydra/launcher/, hydra/job_logging/) to the search path of
-attent-vision's two entry points, and of nothing else.
+attent-vision's entry points, and of nothing else.
 
 A Hydra SearchPathPlugin (found by Hydra in the ``hydra_plugins`` namespace package) rather than ``hydra.searchpath``
 in the primary configs, because Hydra builds ``--help``'s group list before it reads the primary config: with the
 plugin, each entry point's help lists the shared groups beside its own.
 
 The configs are the package ``attent_vision.conf`` (conf/ at the repository root, mapped into the package by
-pyproject.toml), so a primary config tree is ours when it is named as that package's train/finetune subpackage
-(``@hydra.main``, ``pkg://``) or is that subpackage's folder (tests and benchmarks compose from a folder path:
-conf/ in a checkout, attent_vision/conf/ inside an installed wheel).
+pyproject.toml), so a primary config tree is ours when it is named as that package's train, finetune or pseudolabel
+subpackage (``@hydra.main``, ``pkg://``) or is that subpackage's folder (tests and benchmarks compose from a folder
+path: conf/ in a checkout, attent_vision/conf/ inside an installed wheel).
 """
 
 from pathlib import Path
@@ -16,17 +16,17 @@ from pathlib import Path
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-OUR_PACKAGES = ("attent_vision.conf.train", "attent_vision.conf.finetune")
+OUR_PACKAGES = ("attent_vision.conf.train", "attent_vision.conf.finetune", "attent_vision.conf.pseudolabel")
 SHARED = "pkg://attent_vision.conf.shared"
 
 
 def our_folders() -> set[Path]:
     """Where this environment's ``attent_vision.conf`` keeps the two primary trees (none if it cannot import it)."""
     try:
-        from attent_vision.conf import FINETUNE_CONF_DIR, TRAIN_CONF_DIR
+        from attent_vision.conf import FINETUNE_CONF_DIR, PSEUDOLABEL_CONF_DIR, TRAIN_CONF_DIR
     except ImportError:
         return set()
-    return {TRAIN_CONF_DIR, FINETUNE_CONF_DIR}
+    return {TRAIN_CONF_DIR, FINETUNE_CONF_DIR, PSEUDOLABEL_CONF_DIR}
 
 
 def is_our_tree(path: str) -> bool:
@@ -35,7 +35,7 @@ def is_our_tree(path: str) -> bool:
     if "://" in path and not path.startswith("file://"):
         return False  # structured://, another provider's scheme
     folder = Path(path.removeprefix("file://"))
-    return folder.name in ("train", "finetune") and folder.resolve() in our_folders()
+    return folder.name in ("train", "finetune", "pseudolabel") and folder.resolve() in our_folders()
 
 
 class AttentVisionSharedConfigs(SearchPathPlugin):

@@ -1,0 +1,1 @@
+"""attent-pseudolabel's config tree (a package, so ``pkg://attent_vision.conf.pseudolabel`` finds it)."""
