@@ -55,11 +55,48 @@ def tiny_labellers(tmp_path_factory):
     return save_tiny_labellers(tmp_path_factory.mktemp("tiny_labellers"))
 
 
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A real single-node SLURM cluster (munged, slurmctld, slurmd from a generated slurm.conf,
+    scripts/single_node_slurm.py)
+    for the session, stopped at its end; its ``env`` points SLURM's commands at it. Skipped, saying why, where SLURM
+    is not installed (bash scripts/install_slurm.sh installs it) or this user cannot run slurmd's jobs."""
+    slurm = load_script(REPO / "scripts" / "single_node_slurm.py")
+    missing = slurm.missing_programs()
+    if missing:
+        pytest.skip(f"SLURM is not installed here ({', '.join(missing)} not found): bash scripts/install_slurm.sh "
+                    "installs it (Debian or Ubuntu, as root)")
+    if os.geteuid() != 0:
+        pytest.skip("the slurm tests start slurmd, which runs its jobs as root: run them as root")
+    cluster = slurm.LocalSlurm(tmp_path_factory.mktemp("slurm"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+def weights(run_dir: Path) -> dict:
+    """The final model weights of a pretraining run folder."""
+    return torch.load(run_dir / "pretrained.pth", weights_only=True)["model"]
+
+
+def close_weights(a: dict, b: dict) -> bool:
+    """Equal up to floating-point reduction order, measured over the whole model. (Attention key biases have a
+    true gradient of zero, so their updates are Adam-normalised rounding noise and differ visibly between
+    reduction orders; every other tensor agrees to ~1e-7.)"""
+    diff = sum(float((a[k] - b[k]).double().norm() ** 2) for k in a) ** 0.5
+    return diff / sum(float(a[k].double().norm() ** 2) for k in a) ** 0.5 < 1e-4
+
+
 def load_benchmark(name: str):
     """benchmarks/<name>.py as a module (benchmarks/ is not a package: its scripts import each other by name)."""
+    return load_script(REPO / "benchmarks" / f"{name}.py")
+
+
+def load_script(path: Path):
+    """A script of benchmarks/ or scripts/ (folders that are not packages) as a module."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -157,7 +194,7 @@ def table3_sweep(tmp_path_factory):
 
 
 # Fixtures that start subprocesses (entry points, torchrun, multiruns).
-SUBPROCESS_FIXTURES = {"table3_sweep", "checkpointed_run", "two_ranks"}
+SUBPROCESS_FIXTURES = {"table3_sweep", "checkpointed_run", "two_ranks", "slurm_cluster"}
 
 
 # Shared fixtures too cheap to be worth keeping their tests on one worker.

@@ -5,10 +5,9 @@ from a checkpoint written by two ranks."""
 import json
 
 import pytest
-import torch
 from ddp_worker import record_run
 
-from conftest import REPO, run_cli
+from conftest import REPO, close_weights, run_cli, weights
 
 # The repeatability check off (its second scoring would add to the scored samples counted here), except where tested
 SMOKE = ["debug=smoke", "trainer.epochs=7", "teaching.repeatability_samples=0"]
@@ -63,18 +62,6 @@ def one_process(tmp_path, name, overrides):
 @pytest.fixture(scope="module")
 def single_and_two_ranks(tmp_path_factory, two_ranks):
     return one_process(tmp_path_factory.mktemp("single"), "single", []), two_ranks["default"]
-
-
-def weights(run_dir):
-    return torch.load(run_dir / "pretrained.pth", weights_only=True)["model"]
-
-
-def close_weights(a: dict, b: dict) -> bool:
-    """Equal up to floating-point reduction order, measured over the whole model. (Attention key biases have a
-    true gradient of zero, so their updates are Adam-normalised rounding noise and differ visibly between
-    reduction orders; every other tensor agrees to ~1e-7.)"""
-    diff = sum(float((a[k] - b[k]).double().norm() ** 2) for k in a) ** 0.5
-    return diff / sum(float(a[k].double().norm() ** 2) for k in a) ** 0.5 < 1e-4
 
 
 def test_ranks_hold_identical_subsets_equal_to_the_single_process_selection(single_and_two_ranks):

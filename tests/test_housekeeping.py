@@ -98,7 +98,7 @@ def test_launchers_that_need_no_plugin_pass_the_check():
     from attent_vision.extras import launcher_of, needs_submitit, require_launcher_plugin
 
     assert launcher_of(["a=1", "hydra/launcher=basic", "hydra/launcher=local_2cpu"]) == "local_2cpu"
-    assert needs_submitit("slurm_6gpu") and needs_submitit("local_2cpu") and needs_submitit("submitit_local")
+    assert all(needs_submitit(name) for name in ("slurm_6gpu", "slurm_local", "local_2cpu", "submitit_local"))
     assert not needs_submitit("basic") and not needs_submitit("joblib")
     require_launcher_plugin(["hydra/launcher=slurm_1gpu"], "attent-train")  # installed here: no error
 
