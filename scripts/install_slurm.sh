@@ -6,7 +6,8 @@
 # Starts no daemon: Debian's packages do not start services without systemd, and the tests start their own.
 set -u
 packages=(slurmctld slurmd slurm-client munge)
-if command -v sbatch >/dev/null && [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && [ -x /usr/sbin/munged ]; then
+if command -v sbatch >/dev/null && [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] \
+    && [ -x /usr/sbin/munged ]; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then

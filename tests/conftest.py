@@ -57,10 +57,10 @@ def tiny_labellers(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory):
-    """A real single-node SLURM cluster (munged, slurmctld, slurmd from a generated slurm.conf,
-    scripts/single_node_slurm.py)
-    for the session, stopped at its end; its ``env`` points SLURM's commands at it. Skipped, saying why, where SLURM
-    is not installed (bash scripts/install_slurm.sh installs it) or this user cannot run slurmd's jobs."""
+    """A real single-node SLURM cluster for the session (munged, slurmctld and slurmd from a generated slurm.conf:
+    scripts/single_node_slurm.py), stopped at its end; its ``env`` points SLURM's commands at it. Skipped, saying
+    why, where SLURM is not installed (bash scripts/install_slurm.sh installs it) or this user cannot run slurmd's
+    jobs."""
     slurm = load_script(REPO / "scripts" / "single_node_slurm.py")
     missing = slurm.missing_programs()
     if missing:

@@ -3,10 +3,10 @@ line (not a traceback) when the cluster cannot take the sweep, and a sweep that 
 ends without a result.
 
 conf/shared/hydra/launcher/slurm_1gpu.yaml, and the presets built on it, name ``SlurmLauncher`` as their
-``_target_``. A Hydra plugin must live in the ``hydra_plugins`` namespace package, hence this module; what it does
-is attent_vision/cli/slurm_submission.py. Jobs run exactly as with hydra-submitit-launcher's own launcher: this
-object is what submitit pickles and calls in each job (``__call__``), and what it resubmits on requeue
-(``checkpoint``).
+``_target_``. A Hydra plugin must live in the ``hydra_plugins`` namespace package, hence this module; what it
+does is attent_vision/cli/slurm_checks.py and slurm_jobs.py. Jobs run exactly as with hydra-submitit-launcher's
+own launcher: this object is what submitit pickles and calls in each job (``__call__``), and what it resubmits on
+requeue (``checkpoint``).
 """
 
 import sys
@@ -20,7 +20,8 @@ if _SubmititSlurmLauncher is not None:
 
     class SlurmLauncher(_SubmititSlurmLauncher):
         def launch(self, job_overrides, initial_job_idx):
-            from attent_vision.cli.slurm_submission import SlurmUnavailable, submit_and_wait
+            from attent_vision.cli.slurm_checks import SlurmUnavailable
+            from attent_vision.cli.slurm_jobs import submit_and_wait
 
             try:
                 return submit_and_wait(self, job_overrides, initial_job_idx)
