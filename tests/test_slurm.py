@@ -10,7 +10,6 @@ reference of the others. Jobs take one CPU each (the preset), so two run at once
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,9 +22,10 @@ import torch
 
 from attent_vision.report import build_report
 
-from conftest import REPO, close_weights, run_cli, weights
+from conftest import REPO, close_weights, load_script, run_cli, weights
 
 pytestmark = pytest.mark.slurm
+single_node_slurm = load_script(REPO / "scripts" / "single_node_slurm.py")
 
 # 12 epochs of 6 steps or fewer (~70 steps, a few seconds): a job requeued at its first logged step is still
 # training when SIGKILL follows SIGTERM (KillWait, 1 s here).
@@ -80,6 +80,11 @@ def results(folder: Path) -> dict:
     return json.loads((folder / "results.json").read_text())
 
 
+def same_bits(a: Path, b: Path) -> bool:
+    """Whether two run folders hold the same final weights, bit for bit."""
+    return all(torch.equal(x, y) for x, y in zip(weights(a).values(), weights(b).values(), strict=True))
+
+
 def untimed(history: list[dict]) -> list[dict]:
     """A run's per-epoch history without what the clock measured."""
     return [{k: v for k, v in epoch.items() if k not in ("wall_s", "time_s") and not k.endswith("_per_s")}
@@ -120,7 +125,7 @@ def test_a_sweep_runs_its_jobs_through_sbatch_with_the_results_and_report_of_the
         by_slurm, by_hydra = job_folder(sweep_dir, num), job_folder(local, num)
         assert results(by_slurm)["status"] == "completed"
         assert untimed(results(by_slurm)["history"]) == untimed(results(by_hydra)["history"])
-        assert all(torch.equal(a, b) for a, b in zip(weights(by_slurm).values(), weights(by_hydra).values()))
+        assert same_bits(by_slurm, by_hydra)
     timing = ("wall_s", "train_s", "scoring_s", "data_wait_s", "eval_s", "rel_wall", "runs")
 
     def rows(folder):
@@ -181,7 +186,7 @@ def test_a_requeued_job_resumes_from_its_checkpoint_and_ends_with_the_same_bits(
     if signum == signal.SIGUSR2:
         assert "Requeued job" in text  # by submitit, after our checkpoint
     assert "resumed from" in text and results(folder)["status"] == "completed"
-    assert all(torch.equal(a, b) for a, b in zip(weights(folder).values(), weights(reference(slurm_sweep)).values()))
+    assert same_bits(folder, reference(slurm_sweep))
 
 
 def test_a_cancelled_job_is_waited_for_and_named_by_the_sweeps_summary(stopped_jobs):
@@ -258,7 +263,7 @@ def test_a_cluster_that_is_down_is_one_line(slurm_cluster, tmp_path):
     # The same cluster, but no one listens on its controller's port (and clients give up at once, not after 9 s).
     down = tmp_path / "slurm.conf"
     down.write_text("MessageTimeout=1\n" + "\n".join(
-        f"SlurmctldPort={unused_port()}" if line.startswith("SlurmctldPort=") else line
+        f"SlurmctldPort={single_node_slurm.free_port()}" if line.startswith("SlurmctldPort=") else line
         for line in slurm_cluster.conf.read_text().splitlines()))
     out = run_cli(["train.py", "-m", "debug=smoke", LAUNCHER, f"hydra.sweep.dir={tmp_path / 'multirun'}"],
                   env={"SLURM_CONF": str(down)})
@@ -266,12 +271,6 @@ def test_a_cluster_that_is_down_is_one_line(slurm_cluster, tmp_path):
     assert line.startswith("error: the SLURM cluster does not answer (")
     assert "Unable to contact slurm controller" in line
     assert line.endswith("`sinfo` must answer on this machine before a sweep is submitted")
-
-
-def unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_slurm_conf_that_is_not_a_file_is_one_line_at_once(slurm_cluster, tmp_path):
