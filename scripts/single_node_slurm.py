@@ -179,9 +179,9 @@ class LocalSlurm:
 
 
 def main(argv: list[str]) -> int:
-    if missing_programs():
-        print(f"not installed: {', '.join(missing_programs())}; run: sudo bash scripts/install_slurm.sh",
-              file=sys.stderr)
+    missing = missing_programs()
+    if missing:
+        print(f"not installed: {', '.join(missing)}; run: sudo bash scripts/install_slurm.sh", file=sys.stderr)
         return 2
     if os.geteuid() != 0:
         print("slurmd runs its jobs as root: run this with sudo", file=sys.stderr)

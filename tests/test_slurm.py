@@ -29,7 +29,8 @@ single_node_slurm = load_script(REPO / "scripts" / "single_node_slurm.py")
 
 # 12 epochs of 6 steps or fewer (~70 steps, a few seconds): a job requeued at its first logged step is still
 # training when SIGKILL follows SIGTERM (KillWait, 1 s here).
-RUN = ["debug=smoke", "trainer.epochs=12", "selection=soft"]
+SETTINGS = ["debug=smoke", "trainer.epochs=12"]
+RUN = [*SETTINGS, "selection=soft"]
 TRAINING = "epoch 1/12 [full] step 2/"  # the job's first logged step
 LAUNCHER = "hydra/launcher=slurm_local"
 WAIT_S = 300  # for a job to reach a point of its log: far beyond what any of these jobs takes
@@ -100,7 +101,7 @@ def selections(folder: Path) -> dict:
 def slurm_sweep(slurm_cluster, tmp_path_factory):
     """The two-job sweep through SLURM: (exit status, console output, sweep folder)."""
     sweep_dir = tmp_path_factory.mktemp("slurm_sweep") / "multirun"
-    return (*run_sweep(slurm_cluster, sweep_dir, *RUN[:-1], "selection=soft,none"), sweep_dir)
+    return (*run_sweep(slurm_cluster, sweep_dir, *SETTINGS, "selection=soft,none"), sweep_dir)
 
 
 def reference(slurm_sweep) -> Path:
@@ -117,7 +118,7 @@ def test_a_sweep_runs_its_jobs_through_sbatch_with_the_results_and_report_of_the
     assert "#SBATCH --partition=local" in submitted and "#SBATCH --signal=USR2@" in submitted
     # The same sweep with Hydra's own launcher, in one process (one thread, as a one-CPU SLURM job has).
     local = tmp_path / "multirun"
-    out = run_cli(["train.py", "-m", *RUN[:-1], "selection=soft,none", f"hydra.sweep.dir={local}"],
+    out = run_cli(["train.py", "-m", *SETTINGS, "selection=soft,none", f"hydra.sweep.dir={local}"],
                   env={"OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr[-3000:]
     assert [p.name for p in sorted(local.glob("[0-9]_*"))] == [p.name for p in sorted(sweep_dir.glob("[0-9]_*"))]

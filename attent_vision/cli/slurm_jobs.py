@@ -66,8 +66,7 @@ def submit_and_wait(launcher, job_overrides, initial_job_idx: int) -> list:
         jobs = executor.map_array(launcher, *zip(*arguments))
     except FailedJobError as e:  # sbatch refused the array
         raise refused(e) from None
-    numbered = dict(zip(range(initial_job_idx, initial_job_idx + len(jobs)), jobs))
-    return wait_for_results(numbered, watch_queue=not other_cluster)
+    return wait_for_results(dict(enumerate(jobs, start=initial_job_idx)), watch_queue=not other_cluster)
 
 
 def wait_for_results(jobs: dict, watch_queue: bool = True) -> list:
